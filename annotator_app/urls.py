@@ -1,0 +1,26 @@
+"""URL map: pages, the REST API under /api/v1/, its schema and docs, and the admin."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from annotator_app.accounts import apis as account_apis
+from annotator_app.accounts import views as account_views
+
+api_v1: list[URLPattern | URLResolver] = [
+    path("me/", account_apis.MeApi.as_view(), name="api-me"),
+    path("auth/token/", account_apis.TokenApi.as_view(), name="api-token"),
+    path("catalog/", include("annotator_app.catalog.urls")),
+]
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    path("media/", include("annotator_app.catalog.media_urls")),
+]
