@@ -66,14 +66,16 @@ class TrainConfig:
     data: list[str]  # export dirs (manifest.json + shards), one per dataset
     out: str  # run dir: checkpoints, metrics.jsonl, train_curve.png, train_config.json
     steps: int | None = None  # optimizer steps; exactly one of steps/epochs is set
-    epochs: float | None = None  # passes over the data (caption stage; no mixture rates)
+    epochs: float | None = None  # passes over the data (sft: one epoch = as many draws as images)
     batch_size: int = 8  # GLOBAL batch in examples (all devices x accumulation steps)
     grad_accum: int = 1  # micro-batches accumulated per optimizer step on each device
     seq_len: int = 2304  # packed sequence length in tokens, image tokens included
     seed: int = 0  # seeds weights init, data order, dropout (per step, so resume is exact)
     init: str | None = None  # checkpoint dir to start from (SFT: the caption checkpoint)
     resume: bool = False  # continue from `<out>/checkpoint` with optimizer and data state
-    mixture: dict[str, float] = field(default_factory=dict)  # dataset name -> sampling rate
+    # sft sampling rates by dataset name (e.g. "pixmo-points") or group ("human",
+    # "synthetic", "academic"); empty = sqrt(size). See data.mixture_weights.
+    mixture: dict[str, float] = field(default_factory=dict)
     lr: dict[str, float] = field(default_factory=dict)  # component -> peak LR (stage default)
     warmup: dict[str, int] = field(default_factory=dict)  # component -> warmup steps
     warmup_scale: float = 1.0  # multiplies every warmup: lets small runs keep the shape
@@ -119,8 +121,8 @@ class TrainConfig:
             errors.append(f"steps: must be >= 1, got {self.steps}")
         if self.epochs is not None and self.epochs <= 0:
             errors.append(f"epochs: must be > 0, got {self.epochs}")
-        if self.epochs is not None and self.mixture:
-            errors.append("epochs: a sampled mixture has no epochs; use --steps")
+        if self.stage == "caption" and self.mixture:
+            errors.append("mixture: the caption stage has no mixture (rates are for sft)")
         if not self.data:
             errors.append("data: give at least one export dir")
         if self.grad_accum < 1:

@@ -1,0 +1,157 @@
+"""Tests of the Molmo trainer: recipe pieces by hand-computed values, then the CLI end to
+end on the `debug` preset (one epoch, overfitting, exact resume)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from model_service.train_config import TrainConfig
+from model_service.train_data import build_order, micro_batch_rows, total_steps
+from model_service.train_optim import (
+    build_optimizer,
+    clip_per_component,
+    component_of,
+    loss_sums,
+    lr_at,
+    set_lrs,
+)
+
+
+def _cfg(**overrides: object) -> TrainConfig:
+    values: dict[str, object] = {
+        "stage": "caption",
+        "preset": "debug",
+        "data": ["unused"],
+        "out": "unused",
+        "steps": 10,
+    }
+    values.update(overrides)
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+# --- schedule ---------------------------------------------------------------------------
+
+
+def test_lr_schedule_hand_computed() -> None:
+    # warmup 10 of 110 steps, cosine to 10 %: the midpoint of the decay is 0.55 * peak.
+    values = {s: lr_at(s, 2.0, 10, 110, 0.1) for s in (1, 5, 10, 60, 110)}
+    assert values == pytest.approx({1: 0.2, 5: 1.0, 10: 2.0, 60: 1.1, 110: 0.2})
+    # A quarter into the decay: floor + (peak - floor) * (1 + cos(pi/4)) / 2.
+    expected = 0.2 + 1.8 * 0.5 * (1 + math.cos(math.pi / 4))
+    assert lr_at(35, 2.0, 10, 110, 0.1) == pytest.approx(expected)
+    assert lr_at(3, 1.0, 0, 3, 0.1) == pytest.approx(0.1)
+
+
+def test_stage_defaults_and_scaled_warmup() -> None:
+    cfg = _cfg(warmup_scale=0.01)
+    assert (cfg.component("connector").lr, cfg.component("connector").warmup) == (2e-4, 2)
+    assert (cfg.component("vit").lr, cfg.component("vit").warmup) == (6e-6, 20)
+    assert (cfg.component("llm").lr, cfg.component("llm").warmup) == (2e-5, 20)
+    sft = _cfg(stage="sft", init="ckpt", lr={"llm": 3e-5})
+    assert [sft.component(c).lr for c in ("vit", "connector", "llm")] == [5e-6, 5e-6, 3e-5]
+    assert sft.component("vit").warmup == 200
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"epochs": 1.0}, "steps/epochs"),
+        ({"batch_size": 6, "grad_accum": 4}, "batch_size"),
+        ({"stage": "sft"}, "init"),
+        ({"lr": {"decoder": 1e-5}}, "unknown component"),
+        ({"mixture": {"human": 1.0}}, "caption stage has no mixture"),
+        ({"residual_dropout": 1.5}, "residual_dropout"),
+    ],
+)
+def test_config_refuses_invalid_combinations(overrides: dict[str, object], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        _cfg(**overrides).validate()
+
+
+def test_unfinished_warmup_is_refused() -> None:
+    with pytest.raises(ValueError, match="warmup-scale"):
+        _cfg().check_total_steps(100)
+
+
+# --- optimizer groups and clipping --------------------------------------------------------
+
+
+class _ThreeParts(nn.Module):
+    """Parameter names shaped like the Molmo checkpoint keys of each component."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vision_backbone = nn.ModuleDict(
+            {"image_vit": nn.Linear(2, 2, bias=False), "image_projector": nn.Linear(2, 2)}
+        )
+        self.transformer = nn.Linear(2, 2, bias=False)
+
+
+def test_param_groups_follow_components() -> None:
+    assert component_of("vision_backbone.image_vit.transformer.resblocks.0.wq") == "vit"
+    assert component_of("vision_backbone.pad_embed") == "connector"
+    assert component_of("vision_backbone.image_pooling_2d.wq.weight") == "connector"
+    assert component_of("transformer.wte.new_embedding") == "llm"
+    optimizer = build_optimizer(_ThreeParts(), _cfg(warmup_scale=0.01))
+    groups = {g["name"]: g for g in optimizer.param_groups}
+    assert [len(groups[n]["params"]) for n in ("vit", "connector", "llm")] == [1, 2, 1]
+    assert optimizer.defaults["betas"] == (0.9, 0.95)
+    assert optimizer.defaults["eps"] == 1e-6
+    assert optimizer.defaults["weight_decay"] == 0.0
+    set_lrs(optimizer, 1, 10, 0.1)
+    assert groups["connector"]["lr"] == pytest.approx(1e-4)  # 1 of 2 warmup steps
+    assert groups["llm"]["lr"] == pytest.approx(1e-6)  # 1 of 20 warmup steps
+
+
+def test_clipping_is_per_component() -> None:
+    model = _ThreeParts()
+    optimizer = build_optimizer(model, _cfg())
+    vit = model.vision_backbone["image_vit"].weight
+    proj = model.vision_backbone["image_projector"]
+    vit.grad = torch.tensor([[3.0, 0.0], [0.0, 4.0]])  # norm 5 -> scaled to 1
+    proj.weight.grad = torch.full((2, 2), 0.1)  # norm 0.2 (with bias 0): untouched
+    proj.bias.grad = torch.zeros(2)
+    model.transformer.weight.grad = torch.full((2, 2), 10.0)  # norm 20 -> scaled to 1
+    norms = clip_per_component(optimizer, 1.0)
+    assert norms == pytest.approx({"vit": 5.0, "connector": 0.2, "llm": 20.0})
+    assert vit.grad.norm().item() == pytest.approx(1.0, rel=1e-5)
+    assert torch.allclose(vit.grad, torch.tensor([[0.6, 0.0], [0.0, 0.8]]), atol=1e-6)
+    assert torch.equal(proj.weight.grad, torch.full((2, 2), 0.1))
+    assert model.transformer.weight.grad.norm().item() == pytest.approx(1.0, rel=1e-5)
+
+
+# --- loss -------------------------------------------------------------------------------
+
+
+def test_cross_entropy_and_z_loss_hand_computed() -> None:
+    # Position 0: logits (0, ln 3, 0) -> logsumexp = ln 5; target 1 -> ce = ln 5 - ln 3.
+    # Position 1 is ignored (-100); position 2: all zeros -> lse = ln 3, target 0 -> ln 3.
+    logits = torch.tensor([[[0.0, math.log(3.0), 0.0], [9.0, 9.0, 9.0], [0.0, 0.0, 0.0]]])
+    labels = torch.tensor([[1, -100, 0]])
+    sums = loss_sums(logits.to(torch.bfloat16).float(), labels, 1e-4)
+    assert sums.tokens == 2
+    assert sums.ce.item() == pytest.approx(math.log(5 / 3) + math.log(3), rel=1e-3)
+    assert sums.z.item() == pytest.approx(1e-4 * (math.log(5) ** 2 + math.log(3) ** 2), rel=5e-3)
+    exact = loss_sums(logits, labels, 1e-4)
+    assert exact.z.dtype == torch.float32
+    assert exact.z.item() == pytest.approx(1e-4 * (math.log(5) ** 2 + math.log(3) ** 2))
+
+
+# --- data order ---------------------------------------------------------------------------
+
+
+def test_order_covers_every_example_once_per_epoch_and_splits_by_rank() -> None:
+    cfg = _cfg(batch_size=4, grad_accum=2, steps=None, epochs=2.0)
+    order = build_order(6, cfg, steps=3)
+    assert order.shape == (12, 2)
+    assert sorted(order[:6, 1].tolist()) == list(range(6))
+    assert set(order[:6, 0].tolist()) == {0} and set(order[6:, 0].tolist()) == {1}
+    assert np.array_equal(order, build_order(6, cfg, steps=3))
+    shares = [micro_batch_rows(order, 1, m, cfg, r, 2) for r in range(2) for m in range(2)]
+    assert np.array_equal(np.concatenate(shares), order[4:8])
+    assert total_steps(cfg, 6) == 3
