@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "axes",
     "annotator_app.accounts",
     "annotator_app.catalog",
+    "annotator_app.demo",
 ]
 
 MIDDLEWARE = [
@@ -190,6 +191,9 @@ STORAGES = {
     "default": _default_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+
+# Demo users and images (`seed_demo`); production turns this off.
+DEMO_SEED_ALLOWED = env_bool("DEMO_SEED_ALLOWED", True)
 
 # --- catalog ----------------------------------------------------------------------------
 IMAGE_MAX_BYTES = env_int("IMAGE_MAX_BYTES", 20 * 1024 * 1024)

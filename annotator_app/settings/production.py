@@ -12,6 +12,7 @@ if not env_list("ALLOWED_HOSTS"):
 from annotator_app.settings.base import *  # noqa: F403
 
 DEBUG = False
+DEMO_SEED_ALLOWED = False
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
