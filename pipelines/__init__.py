@@ -1,0 +1,1 @@
+"""Django-free helpers shared by the annotation platform and the model service."""
