@@ -96,7 +96,7 @@ def resize_and_pad(image: np.ndarray, out_h: int, out_w: int) -> tuple[np.ndarra
     pixels = image.astype(np.float32) / 255.0
     channels = [
         np.asarray(
-            Image.fromarray(np.ascontiguousarray(pixels[:, :, ch]), mode="F").resize(
+            Image.fromarray(np.ascontiguousarray(pixels[:, :, ch])).resize(
                 (new_w, new_h), Image.Resampling.BILINEAR
             )
         )

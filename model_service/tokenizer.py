@@ -89,7 +89,8 @@ class HFTokenizer(MolmoTokenizer):
     """A local transformers tokenizer (a directory, or a GGUF file read by transformers)."""
 
     def __init__(self, hf: Any, base_vocab_size: int) -> None:
-        if len(hf) > base_vocab_size:
+        # Official Molmo tokenizers already list the extra tokens after the base rows.
+        if len(hf) > base_vocab_size + N_EXTRA_TOKENS:
             raise ValueError(
                 f"tokenizer has {len(hf)} ids but tokenizer.base_vocab_size is {base_vocab_size}"
             )
