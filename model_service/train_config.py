@@ -15,6 +15,10 @@ from typing import Any, Literal
 
 Stage = Literal["caption", "sft"]
 COMPONENTS: tuple[str, ...] = ("vit", "connector", "llm")
+# Fields that only steer one process, not what is trained: a resumed run may change them.
+RUN_CONTROL = frozenset(
+    {"resume", "stop_at", "device", "num_workers", "log_every", "save_every", "init"}
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class TrainConfig:
     seed: int = 0  # seeds weights init, data order, dropout (per step, so resume is exact)
     init: str | None = None  # checkpoint dir to start from (SFT: the caption checkpoint)
     resume: bool = False  # continue from `<out>/checkpoint` with optimizer and data state
+    stop_at: int | None = None  # end this process after this step; the schedule still spans
+    # all steps (preemptible jobs, tests of --resume)
     # sft sampling rates by dataset name (e.g. "pixmo-points") or group ("human",
     # "synthetic", "academic"); empty = sqrt(size). See data.mixture_weights.
     mixture: dict[str, float] = field(default_factory=dict)
@@ -125,6 +131,8 @@ class TrainConfig:
             errors.append("mixture: the caption stage has no mixture (rates are for sft)")
         if not self.data:
             errors.append("data: give at least one export dir")
+        if self.stop_at is not None and self.stop_at < 1:
+            errors.append(f"stop_at: must be >= 1, got {self.stop_at}")
         if self.grad_accum < 1:
             errors.append(f"grad_accum: must be >= 1, got {self.grad_accum}")
         per_step = world_size * self.grad_accum
@@ -180,6 +188,11 @@ class TrainConfig:
                     f"warmup.{name}: {warmup} steps > {total_steps} total steps; "
                     "pass --warmup-scale (e.g. 0.01) or --warmup-{name} for a short run"
                 )
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        """Fields that differ from `other`, ignoring those a resumed run may change."""
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
+        return sorted(k for k in mine if k not in RUN_CONTROL and mine[k] != theirs[k])
 
     def to_json(self) -> str:
         """Stable JSON (sorted keys) for train_config.json."""

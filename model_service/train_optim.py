@@ -24,16 +24,28 @@ from model_service.train_config import COMPONENTS, TrainConfig
 IGNORE_INDEX = -100
 
 
-def component_of(param_name: str) -> str:
-    """Which optimizer group a parameter belongs to, from its checkpoint-style name.
+# Name prefixes of each vision component, for both MolmoModel's own attribute names and
+# the released checkpoints' keys (PIXMO_SPEC.md §4); everything else is the LLM.
+_VIT_PREFIXES = ("vit.", "vision_backbone.image_vit.", "model.vision_backbone.image_vit.")
+_CONNECTOR_PREFIXES = (
+    "pad_embed",
+    "pool.",
+    "projector.",
+    "vision_backbone.",
+    "model.vision_backbone.",
+)
 
-    The connector is everything of the vision backbone that is not the ViT itself
-    (2x2 attention pooling, SwiGLU projector, pad_embed); the new special-token
+
+def component_of(param_name: str) -> str:
+    """Which optimizer group a parameter belongs to, from its name.
+
+    The connector is everything of the vision side that is not the ViT itself (2x2
+    attention pooling, SwiGLU projector, pad_embed); the 128 new special-token
     embeddings belong to the LLM.
     """
-    if "image_vit" in param_name:
+    if param_name.startswith(_VIT_PREFIXES):
         return "vit"
-    if "vision_backbone" in param_name:
+    if param_name.startswith(_CONNECTOR_PREFIXES):
         return "connector"
     return "llm"
 
@@ -68,7 +80,7 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, object]]:
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW (0.9, 0.95), eps 1e-6, no weight decay, one group per component."""
     return torch.optim.AdamW(
-        param_groups(model, cfg),  # type: ignore[arg-type]
+        param_groups(model, cfg),
         betas=cfg.betas,
         eps=cfg.eps,
         weight_decay=cfg.weight_decay,

@@ -3,15 +3,21 @@ end on the `debug` preset (one epoch, overfitting, exact resume)."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from safetensors.torch import load_file
 from torch import nn
 
-from model_service.train_config import TrainConfig
+from model_service import checkpoint, data, train
+from model_service.train_config import COMPONENTS, TrainConfig
 from model_service.train_data import build_order, micro_batch_rows, total_steps
+from model_service.train_io import CHECKPOINT_DIR, CURVE, METRICS, load_train_state, read_metrics
 from model_service.train_optim import (
     build_optimizer,
     clip_per_component,
@@ -155,3 +161,99 @@ def test_order_covers_every_example_once_per_epoch_and_splits_by_rank() -> None:
     shares = [micro_batch_rows(order, 1, m, cfg, r, 2) for r in range(2) for m in range(2)]
     assert np.array_equal(np.concatenate(shares), order[4:8])
     assert total_steps(cfg, 6) == 3
+
+
+# --- end to end on the debug preset -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cap_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 pixmo-cap rows over 16 tiny images: a colour word is the whole caption."""
+    root = tmp_path_factory.mktemp("cap_export")
+    (root / "images").mkdir()
+    colours = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(16):
+        name = list(colours)[i % 3]
+        pixels = np.zeros((48, 64, 3), np.uint8) + np.asarray(colours[name], np.uint8)
+        pixels[rng.integers(0, 40) :][:8] = 255  # a white stripe so images differ
+        Image.fromarray(pixels).save(root / "images" / f"{i}.png")
+        caption = f"A {name} square."
+        rows.append(
+            {"image_url": f"images/{i}.png", "caption": caption, "transcripts": [f"um {name}"]}
+        )
+    (root / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = {"dataset": "pixmo-cap", "format": "jsonl", "shards": ["rows.jsonl"], "rows": 16}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def _cli(export: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--stage", "caption", "--preset", "debug", "--data", str(export), "--out", str(out),
+        "--batch-size", "4", "--seq-len", "160", "--warmup-scale", "0.001", *extra,
+    ]  # fmt: skip
+
+
+def test_one_epoch_end_to_end_through_the_cli(cap_export: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert train.main(_cli(cap_export, out, "--epochs", "1")) == 0
+    rows = read_metrics(out / METRICS)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]  # 16 examples / batch 4
+    assert all(math.isfinite(r["loss"]) and r["tokens_per_s"] > 0 for r in rows)
+    assert rows[0]["lr_connector"] == pytest.approx(2e-4)  # warmup scaled to one step
+    assert (out / CURVE).stat().st_size > 1000
+    loaded = checkpoint.load(out / CHECKPOINT_DIR)
+    assert loaded.config.name == "debug"
+    state = load_train_state(out / CHECKPOINT_DIR)
+    assert state["step"] == 4 and state["examples_seen"] == 16
+    assert TrainConfig.load(out / "train_config.json").epochs == 1.0
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / CHECKPOINT_DIR / "model.safetensors"))
+
+
+def test_resume_continues_exactly(cap_export: Path, tmp_path: Path) -> None:
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train.main(_cli(cap_export, straight, "--steps", "4"))
+    train.main(_cli(cap_export, split, "--steps", "4", "--stop-at", "2"))
+    assert load_train_state(split / CHECKPOINT_DIR)["step"] == 2
+    train.main(_cli(cap_export, split, "--steps", "4", "--resume"))
+    expected, got = _weights(straight), _weights(split)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
+    assert [r["step"] for r in read_metrics(split / METRICS)] == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="seed"):
+        train.main(_cli(cap_export, split, "--steps", "4", "--resume", "--seed", "5"))
+
+
+def test_gradient_accumulation_matches_one_big_batch(cap_export: Path, tmp_path: Path) -> None:
+    # Loss divided by the loss tokens of the whole global batch: two micro-batches of 2
+    # must give the update of one batch of 4.
+    args = ("--steps", "2", "--residual-dropout", "0")
+    train.main(_cli(cap_export, tmp_path / "one", *args))
+    train.main(_cli(cap_export, tmp_path / "two", *args, "--grad-accum", "2"))
+    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_loss_falls_when_overfitting_one_batch(cap_export: Path, tmp_path: Path) -> None:
+    cfg = _cfg(
+        data=[str(cap_export)], out=str(tmp_path), steps=25, batch_size=4, seq_len=160,
+        lr={"vit": 1e-2, "connector": 1e-2, "llm": 1e-2}, warmup={c: 0 for c in COMPONENTS},
+        residual_dropout=0.0,
+    )  # fmt: skip
+    info = train.setup_distributed(cfg)
+    assets = train.load_assets(cfg)
+    dataset = train.build_dataset(cfg, assets)
+    batch = data.collate([dataset[i] for i in range(4)], pad_id=assets.tokenizer.pad_id)
+    trainer = train.Trainer(cfg, assets, info, n_steps=25)
+    losses = []
+    for _ in range(25):
+        stats = trainer.train_step([batch])
+        losses.append((stats.ce_sum + stats.z_sum) / stats.loss_tokens)
+    assert losses[-1] < 0.3 * losses[0], losses
