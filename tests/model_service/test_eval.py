@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.optimize import linear_sum_assignment
 
 from model_service import eval as ev
 
@@ -19,12 +20,15 @@ def test_hungarian_beats_greedy_nearest_pair() -> None:
 
 
 def test_hits_maximised_before_distance() -> None:
-    # Pure min-total-distance would pair p1-A (0) and p2-B (30, a miss) = 30 over
-    # p1-B (6) + p2-A (20, a miss)... both have 1 hit; check we never lose a hit:
-    # p1=(0,0) is a hit for A only, p2=(4,0) a hit for A and B=(8,0).
-    pred = [(0.0, 0.0), (4.0, 0.0)]
-    true = [(0.0, 0.0), (8.0, 0.0)]
-    assert ev.point_hits(pred, true, threshold=4.5) == 2
+    # A=(0,0), B=(5,0), threshold 5.05. p2=(0.1,0) hits both (0.1 and 4.9 away);
+    # p1=(2.4,4.387) hits A (5.0) but not B (5.1). Minimum total distance pairs
+    # p2-A + p1-B (0.1 + 5.1 = 5.2 < 5.0 + 4.9): one hit. Hits must come first: two.
+    pred = [(2.4, 4.387), (0.1, 0.0)]
+    true = [(0.0, 0.0), (5.0, 0.0)]
+    dist = np.linalg.norm(np.asarray(pred)[:, None] - np.asarray(true)[None], axis=-1)
+    rows, cols = linear_sum_assignment(dist)
+    assert int((dist[rows, cols] <= 5.05).sum()) == 1
+    assert ev.point_hits(pred, true, threshold=5.05) == 2
 
 
 def test_precision_recall_f1_by_hand() -> None:
