@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,8 @@ from model_service.train_optim import (
     lr_at,
     set_lrs,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _cfg(**overrides: object) -> TrainConfig:
@@ -257,3 +262,23 @@ def test_loss_falls_when_overfitting_one_batch(cap_export: Path, tmp_path: Path)
         stats = trainer.train_step([batch])
         losses.append((stats.ce_sum + stats.z_sum) / stats.loss_tokens)
     assert losses[-1] < 0.3 * losses[0], losses
+
+
+def test_two_process_fsdp_on_gloo_matches_one_process(cap_export: Path, tmp_path: Path) -> None:
+    # torchrun with 2 CPU ranks: FSDP2 shards, each rank reads half of every global
+    # batch, clipping norms are all-reduced; the weights must match a 1-process run.
+    args = _cli(cap_export, tmp_path / "fsdp", "--steps", "2", "--residual-dropout", "0")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [*launcher, "-m", "model_service.train", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    train.main(_cli(cap_export, tmp_path / "single", "--steps", "2", "--residual-dropout", "0"))
+    sharded, single = _weights(tmp_path / "fsdp"), _weights(tmp_path / "single")
+    for name in single:
+        torch.testing.assert_close(sharded[name], single[name], rtol=1e-4, atol=1e-6, msg=name)
+    norms = [r["grad_norm_llm"] for r in read_metrics(tmp_path / "fsdp" / METRICS)]
+    expected = [r["grad_norm_llm"] for r in read_metrics(tmp_path / "single" / METRICS)]
+    assert norms == pytest.approx(expected, rel=1e-4)
