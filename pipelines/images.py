@@ -1,0 +1,147 @@
+"""Check image bytes by their content before anything stores them.
+
+The rules: the magic bytes must name one of the accepted formats (JPEG, PNG, WebP, GIF),
+the header's pixel count must stay under a limit before a single pixel is decoded (a
+decompression bomb is a tiny file declaring a huge canvas), and the first frame must then
+decode completely (a truncated file fails here). File names and declared content types
+are never consulted: only the bytes decide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageFile
+
+
+class ImageRejected(ValueError):
+    """The bytes are not an acceptable image; `reason` says why in words for a person."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    sha256: str
+    width: int
+    height: int
+    format: str  # "jpeg", "png", "webp" or "gif"
+    mime: str
+
+    @property
+    def extension(self) -> str:
+        return "jpg" if self.format == "jpeg" else self.format
+
+
+# format name -> (MIME type, the Pillow format names that may carry it). Pillow opens
+# JPEGs holding several pictures as "MPO"; their first frame is an ordinary JPEG.
+ACCEPTED_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "jpeg": ("image/jpeg", ("JPEG", "MPO")),
+    "png": ("image/png", ("PNG",)),
+    "webp": ("image/webp", ("WEBP",)),
+    "gif": ("image/gif", ("GIF",)),
+}
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The accepted format the magic bytes announce, or None."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    return None
+
+
+def _describe_unknown(data: bytes) -> str:
+    """A short guess at what a refused file is, so the rejection reason helps a person."""
+    head = data[:512].lstrip().lower()
+    if head.startswith(b"<?xml") or b"<svg" in head:
+        return "SVG (vector images may carry scripts and are not accepted)"
+    if head.startswith((b"<!doctype html", b"<html")) or b"<script" in head:
+        return "HTML"
+    if head.startswith(b"%pdf"):
+        return "PDF"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if data[:2] == b"BM":
+        return "BMP"
+    return "an unknown format"
+
+
+def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
+    """Check `data` by content and describe it; raise ImageRejected with the reason."""
+    if not data:
+        raise ImageRejected("empty file")
+    if len(data) > max_bytes:
+        raise ImageRejected(f"file too large: {len(data)} bytes, the limit is {max_bytes}")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageRejected(
+            f"not a supported image: content looks like {_describe_unknown(data)}; "
+            "accepted are JPEG, PNG, WebP and GIF"
+        )
+    mime, pillow_names = ACCEPTED_FORMATS[fmt]
+    width, height = _read_header(data, fmt=fmt, pillow_names=pillow_names, max_pixels=max_pixels)
+    _decode_fully(data, pillow_names=pillow_names)
+    return ImageInfo(
+        sha256=hashlib.sha256(data).hexdigest(),
+        width=width,
+        height=height,
+        format=fmt,
+        mime=mime,
+    )
+
+
+def _read_header(
+    data: bytes, *, fmt: str, pillow_names: tuple[str, ...], max_pixels: int
+) -> tuple[int, int]:
+    """Width and height from the header alone; refuse bombs before any decoding."""
+    try:
+        # Pillow's own bomb guard fires inside open(): turn its warning into an error so
+        # the check does not depend on the process-wide warning filters.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=list(pillow_names)) as img:
+                width, height = img.size
+                opened_as = img.format
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected(f"decompression bomb refused: {exc}") from None
+    except Exception as exc:  # Pillow raises many types for malformed headers
+        raise ImageRejected(
+            f"unreadable {fmt.upper()} header (truncated or corrupt): {exc}"
+        ) from None
+    if opened_as not in pillow_names:
+        raise ImageRejected(f"content does not decode as {fmt.upper()}")
+    if width <= 0 or height <= 0:
+        raise ImageRejected(f"invalid image size {width}x{height}")
+    if width * height > max_pixels:
+        raise ImageRejected(
+            f"decompression bomb refused: {width}x{height} = {width * height} pixels, "
+            f"the limit is {max_pixels}"
+        )
+    return width, height
+
+
+def _decode_fully(data: bytes, *, pillow_names: tuple[str, ...]) -> None:
+    """Decode the first frame completely; a truncated or corrupt file raises here."""
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        # Somebody relaxed Pillow globally; a truncated file would then pass silently.
+        raise ImageRejected("cannot check images: PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on")
+    try:
+        with Image.open(io.BytesIO(data), formats=list(pillow_names)) as img:
+            # verify() walks the whole file (PNG chunk checksums, up to IEND) without
+            # decoding; it leaves the object unusable, so decode from a fresh one.
+            img.verify()
+        with Image.open(io.BytesIO(data), formats=list(pillow_names)) as img:
+            img.load()
+    except Exception as exc:
+        raise ImageRejected(f"image does not decode (truncated or corrupt): {exc}") from None
