@@ -1,1 +1,12 @@
-urlpatterns: list = []
+"""Catalog API under /api/v1/catalog/."""
+
+from django.urls import path
+
+from annotator_app.catalog import apis
+
+urlpatterns = [
+    path("imports/", apis.ImportApi.as_view(), name="catalog-import"),
+    path("images/", apis.ImageListApi.as_view(), name="catalog-image-list"),
+    path("images/<int:image_id>/", apis.ImageDetailApi.as_view(), name="catalog-image-detail"),
+    path("topics/", apis.TopicListCreateApi.as_view(), name="catalog-topics"),
+]
