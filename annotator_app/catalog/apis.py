@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
@@ -48,6 +48,7 @@ class ImportApi(APIView):
 
     permission_classes = [IsAuthenticated, IsPlatformAdmin]
 
+    @extend_schema_serializer(component_name="CatalogImportInput")
     class InputSerializer(serializers.Serializer):
         sources = serializers.ListField(child=serializers.CharField(max_length=2048))
         topics = serializers.ListField(child=serializers.SlugField(), required=False, default=list)
@@ -72,7 +73,9 @@ class ImportApi(APIView):
                 raise ValidationError(f"unknown topics: {', '.join(missing)}")
             return found
 
+    @extend_schema_serializer(component_name="CatalogImportSummary")
     class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="CatalogImportItem")
         class ItemSerializer(serializers.Serializer):
             # Field has a `source` attribute of its own; the output key is still "source".
             source = serializers.CharField()  # type: ignore[assignment]
@@ -124,10 +127,12 @@ class ImageDetailApi(APIView):
 class TopicListCreateApi(APIView):
     """Everyone logged in lists topics; only admins create them."""
 
+    @extend_schema_serializer(component_name="CatalogTopicInput")
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=100)
         slug = serializers.SlugField(max_length=100, required=False, default="")
 
+    @extend_schema_serializer(component_name="CatalogTopic")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         name = serializers.CharField()

@@ -21,7 +21,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("sources", nargs="+", metavar="SOURCE")
         parser.add_argument(
-            "--topic", action="append", default=[], help="topic name; repeat for several"
+            "--topic", action="append", default=[], help="topic name (created when missing); repeat"
         )
         parser.add_argument("--campaign", help="not available yet (arrives with campaigns)")
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
