@@ -50,12 +50,13 @@ def save(
     return out
 
 
-def load(directory: str | Path, device: str = "cpu") -> Loaded:
-    """Load a native checkpoint, or an official Molmo-0924 folder (detected by its config)."""
+def load(directory: str | Path, device: str = "cpu", *, base: MolmoConfig | None = None) -> Loaded:
+    """Load a native checkpoint, or an official Molmo-0924 folder (detected by its config;
+    `base` then gives its vision/connector/preprocessing settings, see load_molmo_0924)."""
     folder = Path(directory)
     raw = json.loads((folder / CONFIG_FILE).read_text())
     if raw.get("model_type") == "molmo":
-        return load_molmo_0924(folder, device=device)
+        return load_molmo_0924(folder, base=base, device=device)
     config = MolmoConfig.from_dict(raw)
     model = MolmoModel(config)
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=True)

@@ -135,6 +135,9 @@ def hf_decoder_config(llm: LLMConfig) -> Any:
         max_position_embeddings=llm.max_position_embeddings,
         rope_parameters={"rope_type": "default", "rope_theta": llm.rope_theta},
         tie_word_embeddings=False,  # the head is ours (it also covers the extra tokens)
+        bos_token_id=None,  # special ids live in our tokenizer, not in the decoder config
+        eos_token_id=None,
+        pad_token_id=None,
     )
     if llm.arch != "olmo":  # OLMo-1 uses a parameter-free LayerNorm with a fixed eps
         kwargs["rms_norm_eps"] = llm.norm_eps
