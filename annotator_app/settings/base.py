@@ -6,6 +6,7 @@ Every variable is listed in the README's configuration table.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import dj_database_url
 
@@ -83,8 +84,15 @@ CACHES = {
 }
 
 # --- Celery -----------------------------------------------------------------------------
-CELERY_BROKER_URL = REDIS_URL
-CELERY_RESULT_BACKEND = REDIS_URL
+# redis-py (the cache) spells a unix-socket Redis `unix:///path?db=N`; Celery and kombu
+# only understand `redis+socket:///path?virtual_host=N` (the embedded Redis of `make run`).
+_redis = urlsplit(REDIS_URL)
+if _redis.scheme == "unix":
+    _redis_db = parse_qs(_redis.query).get("db", ["0"])[0]
+    CELERY_BROKER_URL = f"redis+socket://{_redis.path}?virtual_host={_redis_db}"
+else:
+    CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -191,6 +199,15 @@ STORAGES = {
     "default": _default_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+if AWS_STORAGE_BUCKET_NAME:
+    # Media is served by redirecting to signed URLs on the bucket's host.
+    _bucket_origins = env_list("MEDIA_ORIGINS") or (
+        [AWS_S3_ENDPOINT_URL.rstrip("/")]
+        if AWS_S3_ENDPOINT_URL
+        else [f"https://{AWS_STORAGE_BUCKET_NAME}.s3.amazonaws.com", "https://*.amazonaws.com"]
+    )
+    for _directive in ("img-src", "media-src"):
+        CONTENT_SECURITY_POLICY["DIRECTIVES"][_directive] += _bucket_origins
 
 # Demo users and images (`seed_demo`); production turns this off.
 DEMO_SEED_ALLOWED = env_bool("DEMO_SEED_ALLOWED", True)

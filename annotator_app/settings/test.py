@@ -10,6 +10,7 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 from annotator_app.settings.base import *  # noqa: F403
 from annotator_app.settings.base import CONTENT_SECURITY_POLICY
 
+STATIC_ROOT = Path(tempfile.mkdtemp(prefix="pixmo-test-static-"))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="pixmo-test-media-"))
 STORAGES = {
