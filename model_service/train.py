@@ -314,12 +314,20 @@ def prepare_run(cfg: TrainConfig, info: DistInfo) -> TrainConfig:
     return cfg
 
 
-def run(cfg: TrainConfig, model_config: MolmoConfig | None = None) -> dict[str, Any]:
-    """Train as `cfg` says; return a summary (steps, final loss, tokens/s, run dir)."""
+def run(
+    cfg: TrainConfig, model_config: MolmoConfig | None = None, dataset: Any = None
+) -> dict[str, Any]:
+    """Train as `cfg` says; return a summary (steps, final loss, tokens/s, run dir).
+
+    `model_config` replaces the preset and `dataset` (anything with `__len__`,
+    `__getitem__` returning `data.pack` items, and `set_epoch`) replaces the --data
+    exports: benchmarks use both for in-memory synthetic tasks.
+    """
     info = setup_distributed(cfg)
     prepare_run(cfg, info)
     assets = load_assets(cfg, model_config)
-    dataset = build_dataset(cfg, assets)
+    if dataset is None:
+        dataset = build_dataset(cfg, assets)
     n_steps = total_steps(cfg, len(dataset))
     cfg.check_total_steps(n_steps)
     trainer = Trainer(cfg, assets, info, n_steps)
@@ -345,7 +353,10 @@ def _loop(
     stream = micro_batch_stream(cfg, dataset, info, trainer.step, n_steps, pad_id)
     bar = tqdm(total=last, initial=trainer.step, disable=not info.is_main, desc=cfg.stage)
     tokens, seconds, loss = 0.0, 0.0, float("nan")
+    began = time.perf_counter()
     while trainer.step < last:
+        if _out_of_time(cfg, info, began):
+            break
         start = time.perf_counter()
         stats = trainer.train_step(next(stream))
         elapsed = time.perf_counter() - start
@@ -368,6 +379,18 @@ def _loop(
         "tokens_per_s": tokens / seconds if seconds else 0.0,
         "run_dir": str(run_dir),
     }
+
+
+def _out_of_time(cfg: TrainConfig, info: DistInfo, began: float) -> bool:
+    """Whether the time limit is spent; rank 0's clock decides for every rank, so no
+    rank waits in a collective that the others skipped."""
+    if cfg.time_limit is None:
+        return False
+    flag = torch.tensor([float(time.perf_counter() - began > cfg.time_limit)])
+    if info.world > 1:
+        flag = flag.to(info.device)
+        dist.broadcast(flag, src=0)
+    return bool(flag.item())
 
 
 def _record(trainer: Trainer, stats: StepStats, elapsed: float) -> dict[str, Any]:

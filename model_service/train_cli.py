@@ -98,6 +98,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         init=args.init,
         resume=args.resume,
         stop_at=args.stop_at,
+        time_limit=args.time_limit,
         mixture=_mixture(args),
         lr={c: v for c, v in lrs.items() if v is not None},
         warmup={c: v for c, v in warmups.items() if v is not None},

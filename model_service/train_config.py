@@ -17,7 +17,7 @@ Stage = Literal["caption", "sft"]
 COMPONENTS: tuple[str, ...] = ("vit", "connector", "llm")
 # Fields that only steer one process, not what is trained: a resumed run may change them.
 RUN_CONTROL = frozenset(
-    {"resume", "stop_at", "device", "num_workers", "log_every", "save_every", "init"}
+    {"resume", "stop_at", "time_limit", "device", "num_workers", "log_every", "save_every", "init"}
 )
 
 
@@ -79,6 +79,8 @@ class TrainConfig:
     resume: bool = False  # continue from `<out>/checkpoint` with optimizer and data state
     stop_at: int | None = None  # end this process after this step; the schedule still spans
     # all steps (preemptible jobs, tests of --resume)
+    time_limit: float | None = None  # seconds of training after which this process stops
+    # and checkpoints, like stop_at (fixed-budget benchmarks)
     # sft sampling rates by dataset name (e.g. "pixmo-points") or group ("human",
     # "synthetic", "academic"); empty = sqrt(size). See data.mixture_weights.
     mixture: dict[str, float] = field(default_factory=dict)
@@ -133,6 +135,8 @@ class TrainConfig:
             errors.append("data: give at least one export dir")
         if self.stop_at is not None and self.stop_at < 1:
             errors.append(f"stop_at: must be >= 1, got {self.stop_at}")
+        if self.time_limit is not None and self.time_limit <= 0:
+            errors.append(f"time_limit: must be > 0 seconds, got {self.time_limit}")
         if self.grad_accum < 1:
             errors.append(f"grad_accum: must be >= 1, got {self.grad_accum}")
         per_step = world_size * self.grad_accum
