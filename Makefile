@@ -26,6 +26,8 @@ FRONTEND_OUT := frontend/dist/assets/app.js
 
 # Where `make test` records the PostgreSQL/Redis it found or started.
 TEST_ENV := var/test-services.env
+# 0: skip the system PostgreSQL/Redis and test against the embedded ones.
+SYSTEM_SERVICES ?= 1
 
 .PHONY: help run test lint venv frontend system-packages test-services clean
 
@@ -103,14 +105,14 @@ test-services: venv
 	wait_port() { for _ in $$(seq 50); do port_open "$$1" && return 0; sleep 0.2; done; return 1; }; \
 	mkdir -p var; \
 	db="$${DATABASE_URL:-}"; redis="$${REDIS_URL:-}"; \
-	if [ -z "$$db" ]; then \
+	if [ -z "$$db" ] && [ "$(SYSTEM_SERVICES)" = 1 ]; then \
 		if ! port_open 5432 && command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then \
 			pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n1) main start || true; \
 			wait_port 5432 || true; \
 		fi; \
 		if port_open 5432; then db="postgres://postgres@127.0.0.1:5432/pixmo"; fi; \
 	fi; \
-	if [ -z "$$redis" ]; then \
+	if [ -z "$$redis" ] && [ "$(SYSTEM_SERVICES)" = 1 ]; then \
 		if ! port_open 6379 && command -v redis-server >/dev/null; then \
 			redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no; \
 			wait_port 6379 || true; \
@@ -120,7 +122,7 @@ test-services: venv
 	if [ -z "$$db" ] || [ -z "$$redis" ]; then \
 		missing=""; [ -n "$$db" ] || missing="$$missing PostgreSQL"; \
 		[ -n "$$redis" ] || missing="$$missing Redis"; \
-		echo "no$$missing on 127.0.0.1: starting the embedded one(s) under var/test"; \
+		echo "embedded server(s) for:$$missing (under var/test)"; \
 		DATABASE_URL="$$db" REDIS_URL="$$redis" PIXMO_VAR_DIR="$(CURDIR)/var/test" \
 			$(PY) -m annotator_app.runtime services start --env-file $(TEST_ENV); \
 	else \
