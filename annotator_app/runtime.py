@@ -287,12 +287,16 @@ def start_services(var: Path, database: str = DEFAULT_DB_NAME) -> Services:
     return services
 
 
-def write_env_file(path: Path, values: dict[str, str]) -> None:
-    """Write KEY=VALUE lines that both settings.local and a POSIX shell can read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_env_file(path: Path, values: dict[str, str], *, for_shell: bool = False) -> None:
+    """Write unquoted KEY=VALUE lines, as settings.local reads them.
+
+    With `for_shell`, refuse values a POSIX shell would not read back verbatim with `.`.
+    """
+    forbidden = "\n'\" $`\\&;|<>()" if for_shell else "\n"
     for key, value in values.items():
-        if any(c in value for c in "\n'\" $`\\"):
-            raise LauncherError(f"{key} holds characters an env file cannot carry: {value!r}")
+        if any(c in value for c in forbidden):
+            raise LauncherError(f"{key} holds characters the env file cannot carry: {value!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
 
 
@@ -420,8 +424,8 @@ def up() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        if services is not None:
-            print("stopping embedded services", flush=True)
+        if services is not None and (services.postgres or services.redis):
+            print("stopping the embedded PostgreSQL/Redis", flush=True)
             services.stop()
 
 
@@ -432,10 +436,11 @@ def services_command(action: str, env_file: Path) -> int:
     """
     var = var_dir()
     if action == "start":
-        # The test settings use Redis db 15; the embedded server is ours alone anyway.
         services = start_services(var)
         write_env_file(
-            env_file, {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
+            env_file,
+            {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url},
+            for_shell=True,
         )
         return 0
     EmbeddedRedis(var / "redis").stop()
