@@ -1,6 +1,6 @@
 # Image of the web server, the Celery workers and beat (see docker-compose.yml).
-# requirements.txt pins the CPU build of torch: pass the package index or wheel folder
-# that holds it, e.g. `docker build --build-arg PIP_EXTRA_INDEX_URL=... .`
+# The Django side never imports torch (the model service is its own image), so the
+# pinned CPU build of torch in requirements.txt is left out here.
 
 FROM node:20-slim AS frontend
 WORKDIR /src/frontend
@@ -25,7 +25,8 @@ WORKDIR /app
 # --no-deps: requirements.txt is a complete freeze; resolving again would try to build
 # llama-cpp-python from source.
 COPY requirements.txt ./
-RUN pip install --no-deps -r requirements.txt
+RUN grep -v '^torch==' requirements.txt > /tmp/requirements-web.txt \
+    && pip install --no-deps -r /tmp/requirements-web.txt
 
 COPY . .
 COPY --from=frontend /src/frontend/dist frontend/dist
