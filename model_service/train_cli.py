@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint")
     p.add_argument("--init", metavar="CHECKPOINT", help="start from this checkpoint dir")
     p.add_argument("--stop-at", type=int, help="stop after this step (schedule unchanged)")
+    p.add_argument("--time-limit", type=float, help="stop after this many seconds of training")
     p.add_argument(
         "--mix",
         action="append",

@@ -17,7 +17,17 @@ Stage = Literal["caption", "sft"]
 COMPONENTS: tuple[str, ...] = ("vit", "connector", "llm")
 # Fields that only steer one process, not what is trained: a resumed run may change them.
 RUN_CONTROL = frozenset(
-    {"resume", "stop_at", "time_limit", "device", "num_workers", "log_every", "save_every", "init"}
+    {
+        "out",
+        "resume",
+        "stop_at",
+        "time_limit",
+        "device",
+        "num_workers",
+        "log_every",
+        "save_every",
+        "init",
+    }
 )
 
 

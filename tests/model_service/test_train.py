@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from model_service import checkpoint, data, train
+from model_service.train_cli import parse_args
 from model_service.train_config import COMPONENTS, TrainConfig
 from model_service.train_data import build_order, micro_batch_rows, total_steps
 from model_service.train_io import CHECKPOINT_DIR, CURVE, METRICS, load_train_state, read_metrics
@@ -264,10 +265,7 @@ def test_loss_falls_when_overfitting_one_batch(cap_export: Path, tmp_path: Path)
     assert losses[-1] < 0.3 * losses[0], losses
 
 
-def test_two_process_fsdp_on_gloo_matches_one_process(cap_export: Path, tmp_path: Path) -> None:
-    # torchrun with 2 CPU ranks: FSDP2 shards, each rank reads half of every global
-    # batch, clipping norms are all-reduced; the weights must match a 1-process run.
-    args = _cli(cap_export, tmp_path / "fsdp", "--steps", "2", "--residual-dropout", "0")
+def _torchrun(args: list[str]) -> None:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     done = subprocess.run(
@@ -275,10 +273,36 @@ def test_two_process_fsdp_on_gloo_matches_one_process(cap_export: Path, tmp_path
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    train.main(_cli(cap_export, tmp_path / "single", "--steps", "2", "--residual-dropout", "0"))
+
+
+def test_two_process_fsdp_on_gloo_matches_one_process(cap_export: Path, tmp_path: Path) -> None:
+    # torchrun with 2 CPU ranks: FSDP2 shards, each rank reads half of every global
+    # batch, clipping norms are all-reduced, and a sharded run stopped and resumed
+    # must land on the weights of one uninterrupted single-process run.
+    fixed = ("--steps", "4", "--residual-dropout", "0")
+    _torchrun(_cli(cap_export, tmp_path / "fsdp", *fixed, "--stop-at", "2"))
+    _torchrun(_cli(cap_export, tmp_path / "fsdp", *fixed, "--resume"))
+    train.main(_cli(cap_export, tmp_path / "single", *fixed))
     sharded, single = _weights(tmp_path / "fsdp"), _weights(tmp_path / "single")
     for name in single:
         torch.testing.assert_close(sharded[name], single[name], rtol=1e-4, atol=1e-6, msg=name)
     norms = [r["grad_norm_llm"] for r in read_metrics(tmp_path / "fsdp" / METRICS)]
     expected = [r["grad_norm_llm"] for r in read_metrics(tmp_path / "single" / METRICS)]
     assert norms == pytest.approx(expected, rel=1e-4)
+
+
+def test_cli_maps_every_flag(tmp_path: Path) -> None:
+    rates = tmp_path / "rates.json"
+    rates.write_text(json.dumps({"human": 38.1, "synthetic": 31.6}))
+    cfg = parse_args(
+        [
+            "--stage", "sft", "--init", "ckpt", "--data", "a", "--data", "b", "--out", "o",
+            "--steps", "9", "--mix-file", str(rates), "--mix", "synthetic=10",
+            "--lr-llm", "3e-5", "--warmup-vit", "7", "--time-limit", "60", "--stop-at", "3",
+        ]
+    )  # fmt: skip
+    assert cfg.mixture == {"human": 38.1, "synthetic": 10.0}
+    assert (cfg.lr, cfg.warmup) == ({"llm": 3e-5}, {"vit": 7})
+    assert (cfg.time_limit, cfg.stop_at, cfg.data) == (60.0, 3, ["a", "b"])
+    with pytest.raises(SystemExit):
+        parse_args(["--stage", "sft", "--data", "a", "--out", "o", "--steps", "1", "--epochs", "1"])
