@@ -3,13 +3,19 @@
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator_app.settings.local")
 
+# Queues: `asr` (faster-whisper, CPU/GPU heavy), `llm` (LLM calls, I/O bound), `default`.
+# Each has its own exchange and routing key, stated rather than left to defaults, so a
+# broker other than Redis routes the same way.
+QUEUE_NAMES = ("default", "asr", "llm")
+
 app = Celery("annotator_app")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# Queues: `asr` (faster-whisper, CPU/GPU heavy), `llm` (LLM calls, I/O bound), `default`.
-app.conf.task_queues = (Queue("default"), Queue("asr"), Queue("llm"))
+app.conf.task_queues = tuple(Queue(name, Exchange(name), routing_key=name) for name in QUEUE_NAMES)
 app.conf.task_default_queue = "default"
+app.conf.task_default_exchange = "default"
+app.conf.task_default_routing_key = "default"
 app.autodiscover_tasks()
