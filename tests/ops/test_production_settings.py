@@ -14,11 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(args: list[str], **overrides: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE"}
-    }
+    # A deployed process's environment: none of the test run's own switches (the browser
+    # tests set DJANGO_ALLOW_ASYNC_UNSAFE for themselves).
+    dropped = {"SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env["DJANGO_SETTINGS_MODULE"] = "annotator_app.settings.production"
     env.update(overrides)
     return subprocess.run(
