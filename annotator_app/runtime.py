@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 if TYPE_CHECKING:
@@ -127,6 +127,25 @@ class EmbeddedPostgres:
             )
 
 
+def maintenance_connection(database_url: str, *, timeout: int = 10) -> Any:
+    """An autocommit psycopg2 connection to the `postgres` database of that URL's server."""
+    import dj_database_url
+    import psycopg2
+
+    cfg = dj_database_url.parse(database_url)
+    params = {
+        "dbname": "postgres",
+        "user": cfg.get("USER") or None,
+        "password": cfg.get("PASSWORD") or None,
+        "host": cfg.get("HOST") or None,
+        "port": cfg.get("PORT") or None,
+        "connect_timeout": timeout,
+    }
+    conn = psycopg2.connect(**{k: v for k, v in params.items() if v is not None})
+    conn.autocommit = True
+    return conn
+
+
 def ensure_database(database_url: str) -> None:
     """Create the database named in `database_url` when it does not exist yet.
 
@@ -137,23 +156,13 @@ def ensure_database(database_url: str) -> None:
     import psycopg2
     from psycopg2 import sql
 
-    cfg = dj_database_url.parse(database_url)
-    name = str(cfg["NAME"])
-    params = {
-        "dbname": "postgres",
-        "user": cfg.get("USER") or None,
-        "password": cfg.get("PASSWORD") or None,
-        "host": cfg.get("HOST") or None,
-        "port": cfg.get("PORT") or None,
-        "connect_timeout": 10,
-    }
+    name = str(dj_database_url.parse(database_url)["NAME"])
     try:
-        conn = psycopg2.connect(**{k: v for k, v in params.items() if v is not None})
+        conn = maintenance_connection(database_url)
     except psycopg2.OperationalError as exc:
         log.warning("could not check that database %s exists: %s", name, exc)
         return
     try:
-        conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
             if cur.fetchone() is None:

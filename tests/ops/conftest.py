@@ -7,28 +7,15 @@ import secrets
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-import dj_database_url
 import psycopg2
 import pytest
 from psycopg2 import sql
 
+from annotator_app.runtime import maintenance_connection
+
 # The same defaults as annotator_app.settings.test: `make test` exports the real URLs.
 SUITE_DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pixmo")
 SUITE_REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def _maintenance_connection(database_url: str):  # type: ignore[no-untyped-def]
-    cfg = dj_database_url.parse(database_url)
-    params = {
-        "dbname": "postgres",
-        "user": cfg.get("USER") or None,
-        "password": cfg.get("PASSWORD") or None,
-        "host": cfg.get("HOST") or None,
-        "port": cfg.get("PORT") or None,
-    }
-    conn = psycopg2.connect(**{k: v for k, v in params.items() if v is not None})
-    conn.autocommit = True
-    return conn
 
 
 @pytest.fixture
@@ -36,7 +23,7 @@ def scratch_database_url() -> Iterator[str]:
     """A DATABASE_URL naming a new, empty database that is dropped afterwards."""
     name = f"pixmo_ops_{secrets.token_hex(4)}"
     try:
-        conn = _maintenance_connection(SUITE_DATABASE_URL)
+        conn = maintenance_connection(SUITE_DATABASE_URL)
     except psycopg2.OperationalError as exc:
         pytest.fail(
             f"PostgreSQL at {SUITE_DATABASE_URL} is not reachable ({exc}); "
