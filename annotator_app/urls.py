@@ -15,12 +15,16 @@ api_v1: list[URLPattern | URLResolver] = [
     path("me/", account_apis.MeApi.as_view(), name="api-me"),
     path("auth/token/", account_apis.TokenApi.as_view(), name="api-token"),
     path("catalog/", include("annotator_app.catalog.urls")),
+    path("work/", include("annotator_app.work.api_urls")),
+    path("captions/", include("annotator_app.captions.api_urls")),
 ]
 
 urlpatterns = [
     path("", account_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("work/", include("annotator_app.work.page_urls")),
+    path("captions/", include("annotator_app.captions.page_urls")),
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on pages without an icon link (admin, API docs).
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),

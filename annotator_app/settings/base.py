@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "axes",
     "annotator_app.accounts",
     "annotator_app.catalog",
+    "annotator_app.work",
+    "annotator_app.captions",
     "annotator_app.demo",
 ]
 

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CaptionsConfig(AppConfig):
+    name = "annotator_app.captions"
+    label = "captions"

@@ -1,0 +1,163 @@
+"""Work engine: campaigns, the items they cover, and leased assignments.
+
+The assignment algorithm (states, invariants, expiry, skip, reject) is described in
+ALGORITHM.md next to this file.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from annotator_app.catalog.models import Image, Topic
+
+
+class CampaignKind(models.TextChoices):
+    CAP = "cap", "PixMo-Cap (spoken descriptions)"
+    POINTS = "points", "PixMo-Points (pointing)"
+    AMA = "ama", "PixMo-AMA (ask me anything)"
+
+
+class Campaign(models.Model):
+    """What to annotate, how many times, and how."""
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=8, choices=CampaignKind.choices)
+    topics = models.ManyToManyField(Topic, blank=True, related_name="campaigns")
+    images = models.ManyToManyField(Image, blank=True, related_name="campaigns")
+    overlap = models.PositiveSmallIntegerField(
+        default=1, help_text="Annotations wanted per image, each from a different annotator."
+    )
+    min_seconds = models.PositiveIntegerField(
+        default=60, help_text="Cap: shortest accepted recording, in seconds."
+    )
+    max_seconds = models.PositiveIntegerField(
+        default=600, help_text="Cap: longest accepted recording, in seconds."
+    )
+    label_prompts = models.JSONField(
+        default=list, blank=True, help_text="Points: labels annotators are asked to point at."
+    )
+    guidelines = models.TextField(blank=True, default="")
+    priority = models.IntegerField(default=0, help_text="Higher is served first.")
+    active = models.BooleanField(default=True)
+    breadth_first = models.BooleanField(
+        default=False, help_text="Finish items that already have annotations before new ones."
+    )
+    lease_seconds = models.PositiveIntegerField(default=600)
+    reviewers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="reviewed_campaigns"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-priority", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="campaign_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(max_seconds__gte=F("min_seconds")), name="campaign_seconds_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class WorkItem(models.Model):
+    """One image of one campaign.
+
+    `open_slots` = overlap - (leased + submitted + accepted assignments), kept by the
+    services in the same transaction as every assignment change; the claim query reads
+    it through a partial index, so claiming never scans finished items.
+    `done_count` counts accepted or submitted-and-unrejected work, for breadth-first
+    ordering and progress.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="work_items")
+    open_slots = models.PositiveSmallIntegerField()
+    done_count = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "image"], name="workitem_unique_image"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["campaign", "id"], name="workitem_open", condition=Q(open_slots__gt=0)
+            ),
+            models.Index(
+                F("campaign"),
+                F("done_count").desc(),
+                F("id"),
+                name="workitem_open_breadth",
+                condition=Q(open_slots__gt=0),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.pk} ({self.campaign_id}/{self.image_id})"
+
+
+class AssignmentStatus(models.TextChoices):
+    LEASED = "leased", "Leased"
+    SUBMITTED = "submitted", "Submitted"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    SKIPPED = "skipped", "Skipped"
+    EXPIRED = "expired", "Expired"
+
+
+# Assignments in these states hold one of the item's overlap slots.
+SLOT_HOLDING = (AssignmentStatus.LEASED, AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED)
+
+
+class Assignment(models.Model):
+    """One annotator's turn at one item; at most one per (item, annotator)."""
+
+    item = models.ForeignKey(WorkItem, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    status = models.CharField(
+        max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED
+    )
+    leased_until = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    active_seconds = models.PositiveIntegerField(default=0)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="verdicts",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "annotator"], name="assignment_unique_turn"),
+        ]
+        indexes = [
+            # The lease an annotator already holds (the first thing "next" looks for).
+            models.Index(
+                fields=["annotator"],
+                name="assignment_live_lease",
+                condition=Q(status="leased"),
+            ),
+            # The expiry sweep.
+            models.Index(
+                fields=["leased_until"], name="assignment_lease_end", condition=Q(status="leased")
+            ),
+            # Review queues and history.
+            models.Index(fields=["status", "submitted_at"], name="assignment_status_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.status})"
