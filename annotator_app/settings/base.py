@@ -223,6 +223,11 @@ FETCH_MAX_REDIRECTS = env_int("FETCH_MAX_REDIRECTS", 5)
 # reached although private. Empty in every shipped configuration.
 FETCH_ALLOWED_ADDRESSES: list[str] = []
 
+# --- captions (PixMo-Cap recordings) ------------------------------------------------------
+RECORDING_MAX_BYTES = env_int("RECORDING_MAX_BYTES", 50 * 1024 * 1024)
+# Slack on a campaign's min/max seconds: the browser's clock and the decoded length differ.
+RECORDING_DURATION_TOLERANCE_MS = env_int("RECORDING_DURATION_TOLERANCE_MS", 1000)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
