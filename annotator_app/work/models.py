@@ -151,6 +151,12 @@ class Assignment(models.Model):
                 name="assignment_live_lease",
                 condition=Q(status="leased"),
             ),
+            # A reclaimed lease its owner may get back ("next" looks for it second).
+            models.Index(
+                fields=["annotator"],
+                name="assignment_expired_turn",
+                condition=Q(status="expired"),
+            ),
             # The expiry sweep.
             models.Index(
                 fields=["leased_until"], name="assignment_lease_end", condition=Q(status="leased")

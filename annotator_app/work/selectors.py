@@ -1,0 +1,193 @@
+"""Work reads: who may see what, review queues, history and progress figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from annotator_app.accounts.permissions import is_admin, is_reviewer
+from annotator_app.work.models import Assignment, AssignmentStatus, Campaign, WorkItem
+
+# --- permissions ---------------------------------------------------------------------------
+
+
+def can_review_campaign(user: Any, campaign: Campaign) -> bool:
+    """Admins review everything; a reviewer reviews the campaigns that list them, and
+    every campaign whose reviewer list is empty."""
+    if is_admin(user):
+        return True
+    if not is_reviewer(user):
+        return False
+    listed = campaign.reviewers.values_list("pk", flat=True)
+    return not listed.exists() or listed.filter(pk=user.pk).exists()
+
+
+def campaigns_reviewable_by(user: Any) -> QuerySet[Campaign]:
+    if is_admin(user):
+        return Campaign.objects.all()
+    if not is_reviewer(user):
+        return Campaign.objects.none()
+    listed = Campaign.reviewers.through.objects.filter(campaign_id=OuterRef("pk"))
+    return Campaign.objects.filter(Q(reviewers=user) | ~Exists(listed)).distinct()
+
+
+def campaign_get(*, campaign_id: int) -> Campaign | None:
+    return Campaign.objects.filter(pk=campaign_id).first()
+
+
+def campaigns_for_annotator() -> QuerySet[Campaign]:
+    """Active campaigns, highest priority first (every logged-in user may annotate)."""
+    return Campaign.objects.filter(active=True).order_by("-priority", "id")
+
+
+def _assignments() -> QuerySet[Assignment]:
+    return Assignment.objects.select_related("item__campaign", "item__image")
+
+
+def assignment_get_own(*, user: Any, assignment_id: int) -> Assignment | None:
+    """The user's own assignment; None for anyone else's (the API answers 404)."""
+    return _assignments().filter(pk=assignment_id, annotator_id=user.pk).first()
+
+
+def assignment_get_reviewable(*, user: Any, assignment_id: int) -> Assignment | None:
+    """An assignment of a campaign this user reviews; None otherwise."""
+    found = _assignments().filter(pk=assignment_id).first()
+    if found is None or not can_review_campaign(user, found.item.campaign):
+        return None
+    return found
+
+
+def assignment_history(*, user: Any) -> QuerySet[Assignment]:
+    """The user's assignments, newest first, with verdicts and reasons."""
+    return _assignments().filter(annotator_id=user.pk).order_by("-started_at", "-id")
+
+
+def review_queue(*, campaign: Campaign) -> QuerySet[Assignment]:
+    """Submitted work of a campaign awaiting a verdict, oldest submission first."""
+    return (
+        _assignments()
+        .select_related("annotator")
+        .filter(item__campaign=campaign, status=AssignmentStatus.SUBMITTED)
+        .order_by("submitted_at", "id")
+    )
+
+
+# --- progress ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignProgress:
+    campaign_id: int
+    items: int
+    items_complete: int  # items with `overlap` submissions that were not rejected
+    slots_total: int
+    remaining: int  # open slots: annotations still to be claimed
+    in_progress: int  # live leases
+    awaiting_review: int
+    accepted: int
+    rejected: int
+    skipped: int
+    expired: int
+
+
+def campaign_progress(*, campaign: Campaign) -> CampaignProgress:
+    items = WorkItem.objects.filter(campaign=campaign).aggregate(
+        n=Count("id"),
+        complete=Count("id", filter=Q(done_count__gte=campaign.overlap)),
+        remaining=Sum("open_slots"),
+    )
+    by_status = dict(
+        Assignment.objects.filter(item__campaign=campaign)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    return CampaignProgress(
+        campaign_id=campaign.pk,
+        items=items["n"],
+        items_complete=items["complete"],
+        slots_total=items["n"] * campaign.overlap,
+        remaining=items["remaining"] or 0,
+        in_progress=by_status.get(AssignmentStatus.LEASED, 0),
+        awaiting_review=by_status.get(AssignmentStatus.SUBMITTED, 0),
+        accepted=by_status.get(AssignmentStatus.ACCEPTED, 0),
+        rejected=by_status.get(AssignmentStatus.REJECTED, 0),
+        skipped=by_status.get(AssignmentStatus.SKIPPED, 0),
+        expired=by_status.get(AssignmentStatus.EXPIRED, 0),
+    )
+
+
+@dataclass(frozen=True)
+class AnnotatorProgress:
+    annotator_id: int
+    username: str
+    items: int  # submissions, whatever their verdict
+    accepted: int
+    rejected: int
+    active_seconds: int
+    items_per_hour: float | None  # None until some active time is recorded
+
+
+_SUBMITTED_ONCE = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED)
+
+
+def annotator_progress(
+    *, campaign: Campaign | None = None, annotator: Any = None
+) -> list[AnnotatorProgress]:
+    """Per-annotator figures over submitted work (of one campaign, or all campaigns)."""
+    rows = Assignment.objects.filter(status__in=_SUBMITTED_ONCE)
+    if campaign is not None:
+        rows = rows.filter(item__campaign=campaign)
+    if annotator is not None:
+        rows = rows.filter(annotator=annotator)
+    grouped = (
+        rows.values("annotator_id", "annotator__username")
+        .annotate(
+            items=Count("id"),
+            accepted=Count("id", filter=Q(status=AssignmentStatus.ACCEPTED)),
+            rejected=Count("id", filter=Q(status=AssignmentStatus.REJECTED)),
+            seconds=Sum("active_seconds"),
+        )
+        .order_by("annotator__username")
+    )
+    result = []
+    for row in grouped:
+        seconds = int(row["seconds"] or 0)
+        rate = round(row["items"] * 3600 / seconds, 2) if seconds else None
+        result.append(
+            AnnotatorProgress(
+                annotator_id=row["annotator_id"],
+                username=row["annotator__username"],
+                items=row["items"],
+                accepted=row["accepted"],
+                rejected=row["rejected"],
+                active_seconds=seconds,
+                items_per_hour=rate,
+            )
+        )
+    return result
+
+
+def completions_by_day(
+    *, campaign: Campaign | None = None, days: int = 30, now: datetime | None = None
+) -> list[tuple[date, int]]:
+    """Submissions per day (UTC) over the last `days` days, zero-filled, oldest first."""
+    today = (now or timezone.now()).date()
+    first = today - timedelta(days=days - 1)
+    rows = Assignment.objects.filter(submitted_at__date__gte=first)
+    if campaign is not None:
+        rows = rows.filter(item__campaign=campaign)
+    counts = dict(
+        rows.annotate(day=TruncDate("submitted_at"))
+        .values_list("day")
+        .annotate(n=Count("id"))
+        .values_list("day", "n")
+    )
+    return [
+        (first + timedelta(days=i), counts.get(first + timedelta(days=i), 0)) for i in range(days)
+    ]
