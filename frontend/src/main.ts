@@ -2,6 +2,7 @@
 // script; the CSP forbids inline scripts). Later pages (capture, points, AMA) hang
 // their code off the `data-page` attribute of <body>.
 import { apiFetch, readCookie } from "./csrf";
+import "./capture";
 
 export { apiFetch, readCookie };
 

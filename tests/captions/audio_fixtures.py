@@ -42,6 +42,7 @@ def _speech_samples() -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
+@lru_cache(maxsize=16)
 def speech_webm(seconds: float, *, container: str = "webm") -> bytes:
     """`seconds` of looped test speech, encoded as Opus (WebM by default, or Ogg)."""
     speech = _speech_samples()

@@ -1,0 +1,453 @@
+// The capture page: record a spoken description of the image, keep every chunk in
+// IndexedDB while recording, upload with retries, then follow the processing status.
+// Markup: annotator_app/templates/captions/capture.html (data-* hooks, no inline code).
+import { MemoryStore, type TakeStore } from "./capture/memory";
+import { MicError, Recorder } from "./capture/recorder";
+import { CaptureStore, newId, type Session } from "./capture/store";
+import { UploadRefusedError, uploadWithRetry } from "./capture/uploader";
+import { setupZoom } from "./capture/zoom";
+import { apiFetch } from "./csrf";
+
+type Phase = "idle" | "starting" | "recording" | "stopping" | "recorded" | "uploading" | "submitted";
+
+interface RecordingOut {
+  id: number;
+  url: string;
+  status: string;
+  status_label: string;
+  failure_reason: string;
+  transcript: string | null;
+  caption: string | null;
+}
+
+const FINAL_STATUSES = new Set(["done", "failed", "flagged"]);
+
+export function clock(ms: number): string {
+  const total = Math.floor(ms / 1000);
+  return `${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
+}
+
+function need<T extends Element>(root: ParentNode, selector: string): T {
+  const found = root.querySelector<T>(selector);
+  if (found === null) {
+    throw new Error(`capture page: ${selector} is missing`);
+  }
+  return found;
+}
+
+/** Time the page was visible, for the assignment's active_seconds. */
+class ActiveClock {
+  private totalMs = 0;
+  private since: number | null = document.visibilityState === "visible" ? performance.now() : null;
+
+  constructor() {
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") {
+        this.since = performance.now();
+      } else if (this.since !== null) {
+        this.totalMs += performance.now() - this.since;
+        this.since = null;
+      }
+    });
+  }
+
+  seconds(): number {
+    const running = this.since === null ? 0 : performance.now() - this.since;
+    return Math.round((this.totalMs + running) / 1000);
+  }
+}
+
+class CapturePage {
+  private readonly assignmentId: number;
+  private readonly minMs: number;
+  private readonly maxMs: number;
+  private readonly uploadUrl: string;
+  private readonly ui;
+  private phase: Phase = "idle";
+  private store: TakeStore = new MemoryStore();
+  private take: Session | null = null;
+  private recorder: Recorder | null = null;
+  private writes: Promise<void> = Promise.resolve();
+  private ticker = 0;
+  private playbackUrl = "";
+  private readonly active = new ActiveClock();
+
+  constructor(root: HTMLElement) {
+    this.assignmentId = Number(root.dataset.assignmentId);
+    this.minMs = Number(root.dataset.minSeconds) * 1000;
+    this.maxMs = Number(root.dataset.maxSeconds) * 1000;
+    this.uploadUrl = root.dataset.uploadUrl ?? "";
+    this.ui = {
+      alert: need<HTMLElement>(root, "[data-alert]"),
+      recorder: need<HTMLElement>(root, "[data-recorder]"),
+      timer: need<HTMLElement>(root, "[data-timer]"),
+      timerState: need<HTMLElement>(root, "[data-timer-state]"),
+      progress: need<HTMLProgressElement>(root, "[data-progress]"),
+      level: need<HTMLMeterElement>(root, "[data-level]"),
+      start: need<HTMLButtonElement>(root, "[data-action='start']"),
+      stop: need<HTMLButtonElement>(root, "[data-action='stop']"),
+      again: need<HTMLButtonElement>(root, "[data-action='again']"),
+      submit: need<HTMLButtonElement>(root, "[data-action='submit']"),
+      recovered: need<HTMLElement>(root, "[data-recovered]"),
+      playback: need<HTMLAudioElement>(root, "[data-playback]"),
+      outcome: need<HTMLElement>(root, "[data-outcome]"),
+      status: need<HTMLElement>(root, "[data-status]"),
+      texts: need<HTMLElement>(root, "[data-texts]"),
+      transcript: need<HTMLElement>(root, "[data-transcript]"),
+      caption: need<HTMLElement>(root, "[data-caption]"),
+    };
+  }
+
+  async init(): Promise<void> {
+    this.ui.start.addEventListener("click", () => void this.start());
+    this.ui.again.addEventListener("click", () => void this.start());
+    this.ui.stop.addEventListener("click", () => void this.stop());
+    this.ui.submit.addEventListener("click", () => void this.submit());
+    document.addEventListener("keydown", (event) => this.onKey(event));
+    document.addEventListener("keyup", (event) => {
+      if (this.isSpace(event)) {
+        event.preventDefault(); // no second toggle from a focused button's own activation
+      }
+    });
+    this.render();
+    try {
+      this.store = await CaptureStore.open();
+    } catch {
+      this.showAlert(
+        "This browser does not let the page keep recordings on disk, so a reload would " +
+          "lose the audio. Recording still works; submit before leaving the page.",
+      );
+    }
+    await this.recover();
+    this.resumeOtherUploads();
+  }
+
+  // --- recovery -------------------------------------------------------------------------
+
+  private async recover(): Promise<void> {
+    const takes = await this.store.sessionsFor(this.assignmentId);
+    if (takes.length === 0) {
+      return;
+    }
+    const [newest, ...older] = takes;
+    for (const old of older) {
+      await this.store.deleteSession(old.sessionId);
+    }
+    const resumeUpload = newest.state === "uploading";
+    newest.state = "recorded";
+    await this.store.putSession(newest);
+    this.take = newest;
+    this.phase = "recorded";
+    await this.showPlayback();
+    this.ui.recovered.textContent =
+      `Recovered ${Math.floor(newest.durationMs / 1000)} s of audio from before the page was ` +
+      "left. Listen to it, submit it, or record again.";
+    this.ui.recovered.hidden = false;
+    this.render();
+    if (resumeUpload && newest.durationMs >= this.minMs) {
+      await this.submit();
+    }
+  }
+
+  /** Uploads of earlier items that never got their answer: finish them quietly. */
+  private resumeOtherUploads(): void {
+    void this.store.sessions().then((all) => {
+      for (const take of all) {
+        if (take.assignmentId !== this.assignmentId && take.state === "uploading") {
+          this.upload(take)
+            .then(() => this.store.deleteSession(take.sessionId))
+            .catch((error: unknown) => console.warn("earlier recording not uploaded:", error));
+        }
+      }
+    });
+  }
+
+  // --- recording ------------------------------------------------------------------------
+
+  private async start(): Promise<void> {
+    if (this.phase !== "idle" && this.phase !== "recorded") {
+      return;
+    }
+    const previousPhase = this.phase;
+    this.phase = "starting";
+    this.clearAlert();
+    this.render();
+    const take: Session = {
+      sessionId: newId(),
+      assignmentId: this.assignmentId,
+      idempotencyKey: newId(),
+      uploadUrl: this.uploadUrl,
+      mimeType: "",
+      startedAt: Date.now(),
+      durationMs: 0,
+      chunkCount: 0,
+      state: "recording",
+      activeSeconds: 0,
+    };
+    const recorder = new Recorder({
+      onChunk: (blob, elapsedMs) => {
+        this.writes = this.writes
+          .then(() => {
+            take.durationMs = elapsedMs;
+            take.mimeType = take.mimeType || blob.type || recorder.mimeType;
+            return this.store.appendChunk(take, blob);
+          })
+          .catch((error: unknown) =>
+            this.showAlert(`A piece of the recording could not be saved in this browser: ${String(error)}`),
+          );
+      },
+      onLevel: (level) => {
+        this.ui.level.value = level;
+      },
+    });
+    try {
+      await recorder.start();
+    } catch (error) {
+      this.phase = previousPhase;
+      this.showAlert(error instanceof MicError ? error.message : String(error));
+      this.render();
+      return;
+    }
+    take.mimeType = recorder.mimeType;
+    const replaced = this.take;
+    this.writes = this.writes.then(async () => {
+      await this.store.putSession(take);
+      if (replaced !== null) {
+        await this.store.deleteSession(replaced.sessionId);
+      }
+    });
+    this.recorder = recorder;
+    this.take = take;
+    this.phase = "recording";
+    this.hidePlayback();
+    this.ui.recovered.hidden = true;
+    this.ticker = window.setInterval(() => this.tick(), 200);
+    this.render();
+  }
+
+  private tick(): void {
+    const elapsed = this.recorder?.elapsedMs() ?? 0;
+    this.showTime(elapsed);
+    if (elapsed >= this.maxMs && this.phase === "recording") {
+      this.showAlert(`The recording reached the maximum of ${clock(this.maxMs)} and was stopped.`);
+      void this.stop();
+    }
+  }
+
+  private async stop(): Promise<void> {
+    const recorder = this.recorder;
+    const take = this.take;
+    if (this.phase !== "recording" || recorder === null || take === null) {
+      return;
+    }
+    this.phase = "stopping";
+    this.render();
+    window.clearInterval(this.ticker);
+    await recorder.stop();
+    this.recorder = null;
+    await this.writes;
+    take.durationMs = recorder.elapsedMs();
+    take.state = "recorded";
+    await this.store.putSession(take);
+    this.phase = "recorded";
+    await this.showPlayback();
+    if (take.durationMs < this.minMs) {
+      this.showAlert(
+        `This recording is ${clock(take.durationMs)} long; descriptions need at least ` +
+          `${clock(this.minMs)}. Press Record again and keep talking a little longer.`,
+      );
+    }
+    this.render();
+  }
+
+  private isSpace(event: KeyboardEvent): boolean {
+    const target = event.target as HTMLElement | null;
+    const typing = target?.closest("input, textarea, select, [contenteditable='true'], audio");
+    return (event.key === " " || event.code === "Space") && !typing;
+  }
+
+  private onKey(event: KeyboardEvent): void {
+    if (!this.isSpace(event)) {
+      return;
+    }
+    event.preventDefault();
+    if (event.repeat) {
+      return;
+    }
+    if (this.phase === "recording") {
+      void this.stop();
+    } else if (this.phase === "idle") {
+      void this.start();
+    }
+  }
+
+  // --- submitting -----------------------------------------------------------------------
+
+  private async upload(take: Session): Promise<RecordingOut> {
+    const audio = await this.store.audio(take);
+    const extension = take.mimeType.includes("ogg") ? "ogg" : take.mimeType.includes("mp4") ? "m4a" : "webm";
+    const form = () => {
+      const body = new FormData();
+      body.append("assignment", String(take.assignmentId));
+      body.append("audio", audio, `recording.${extension}`);
+      body.append("active_seconds", String(take.activeSeconds));
+      return body;
+    };
+    return uploadWithRetry<RecordingOut>(take.uploadUrl, form, take.idempotencyKey, {
+      onRetry: (attempt, delayMs, reason) => {
+        if (take.assignmentId === this.assignmentId) {
+          this.showStatus(
+            `Upload attempt ${attempt} failed (${reason}); trying again in ${Math.ceil(delayMs / 1000)} s. ` +
+              "The recording is kept in this browser.",
+          );
+        }
+      },
+    });
+  }
+
+  private async submit(): Promise<void> {
+    const take = this.take;
+    if (take === null || (this.phase !== "recorded" && this.phase !== "idle")) {
+      return;
+    }
+    if (take.durationMs < this.minMs) {
+      return;
+    }
+    this.phase = "uploading";
+    this.clearAlert();
+    take.state = "uploading";
+    take.activeSeconds = Math.max(take.activeSeconds, this.active.seconds());
+    await this.store.putSession(take);
+    this.render();
+    this.showStatus("Uploading your description…");
+    let result: RecordingOut;
+    try {
+      result = await this.upload(take);
+    } catch (error) {
+      this.phase = "recorded";
+      if (error instanceof UploadRefusedError) {
+        take.state = "recorded";
+        await this.store.putSession(take);
+        this.showAlert(`The server refused this recording: ${error.message}`);
+      } else {
+        this.showAlert(
+          `Upload failed: ${error instanceof Error ? error.message : String(error)}. ` +
+            "Your recording is kept in this browser; press Submit description to try again.",
+        );
+      }
+      this.ui.outcome.hidden = true;
+      this.render();
+      return;
+    }
+    await this.store.deleteSession(take.sessionId);
+    this.phase = "submitted";
+    this.render();
+    this.showResult(result);
+    void this.follow(result.url);
+  }
+
+  private async follow(url: string): Promise<void> {
+    let delay = 2000;
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 1.5, 15000);
+      try {
+        const response = await apiFetch(url);
+        if (!response.ok) {
+          continue;
+        }
+        const recording = (await response.json()) as RecordingOut;
+        this.showResult(recording);
+        if (FINAL_STATUSES.has(recording.status)) {
+          return;
+        }
+      } catch {
+        // offline for a moment: ask again later
+      }
+    }
+  }
+
+  // --- display --------------------------------------------------------------------------
+
+  private showResult(recording: RecordingOut): void {
+    const reason = recording.failure_reason ? ` (${recording.failure_reason})` : "";
+    this.showStatus(`Description submitted. Processing status: ${recording.status_label}${reason}`);
+    this.ui.outcome.dataset.recordingStatus = recording.status;
+    if (recording.transcript !== null || recording.caption !== null) {
+      this.ui.transcript.textContent = recording.transcript ?? "";
+      this.ui.caption.textContent = recording.caption ?? "(not written yet)";
+      this.ui.texts.hidden = false;
+    }
+  }
+
+  private showStatus(text: string): void {
+    this.ui.outcome.hidden = false;
+    this.ui.status.textContent = text;
+  }
+
+  private showAlert(text: string): void {
+    this.ui.alert.textContent = text;
+    this.ui.alert.hidden = false;
+  }
+
+  private clearAlert(): void {
+    this.ui.alert.textContent = "";
+    this.ui.alert.hidden = true;
+  }
+
+  private showTime(ms: number): void {
+    this.ui.timer.textContent = clock(ms);
+    this.ui.progress.value = Math.min(ms, this.minMs) / 1000;
+    const reached = ms >= this.minMs;
+    this.ui.timerState.textContent = reached
+      ? "minimum reached"
+      : `${Math.ceil((this.minMs - ms) / 1000)} s to go`;
+    this.ui.timerState.classList.toggle("reached", reached);
+  }
+
+  private async showPlayback(): Promise<void> {
+    if (this.take === null) {
+      return;
+    }
+    this.hidePlayback();
+    this.playbackUrl = URL.createObjectURL(await this.store.audio(this.take));
+    this.ui.playback.src = this.playbackUrl;
+    this.ui.playback.hidden = false;
+    this.showTime(this.take.durationMs);
+  }
+
+  private hidePlayback(): void {
+    if (this.playbackUrl) {
+      URL.revokeObjectURL(this.playbackUrl);
+      this.playbackUrl = "";
+    }
+    this.ui.playback.removeAttribute("src");
+    this.ui.playback.hidden = true;
+  }
+
+  private render(): void {
+    const { start, stop, again, submit, recorder } = this.ui;
+    const phase = this.phase;
+    const hasTake = phase === "recorded" || (phase === "uploading" && this.take !== null);
+    recorder.dataset.state = phase;
+    recorder.hidden = phase === "submitted";
+    start.hidden = hasTake;
+    start.disabled = phase !== "idle";
+    stop.disabled = phase !== "recording";
+    again.hidden = !hasTake;
+    again.disabled = phase !== "recorded";
+    submit.disabled = !(phase === "recorded" && (this.take?.durationMs ?? 0) >= this.minMs);
+  }
+}
+
+/** Start the capture page when this document is one. */
+export function startCapture(doc: Document = document): void {
+  const root = doc.querySelector<HTMLElement>("[data-capture]");
+  if (root === null) {
+    return;
+  }
+  setupZoom(root);
+  void new CapturePage(root).init();
+}
+
+startCapture();

@@ -1,0 +1,156 @@
+// Microphone capture: MediaRecorder in ~1 s slices (Opus in WebM where supported) and a
+// live input level from a Web Audio AnalyserNode.
+
+export type MicProblem = "denied" | "missing" | "busy" | "unsupported";
+
+export class MicError extends Error {
+  constructor(
+    readonly problem: MicProblem,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const PREFERRED_TYPE = "audio/webm;codecs=opus";
+export const TIMESLICE_MS = 1000;
+
+export interface RecorderHooks {
+  onChunk: (blob: Blob, elapsedMs: number) => void;
+  onLevel: (level: number) => void;
+}
+
+function micError(error: unknown): MicError {
+  const name = error instanceof DOMException ? error.name : "";
+  if (name === "NotAllowedError" || name === "SecurityError") {
+    return new MicError(
+      "denied",
+      "Microphone access was denied. Allow the microphone for this site (the icon in the " +
+        "address bar) and press Start recording again.",
+    );
+  }
+  if (name === "NotFoundError" || name === "OverconstrainedError") {
+    return new MicError(
+      "missing",
+      "No microphone was found. Plug one in (or enable it in your system settings) and " +
+        "press Start recording again.",
+    );
+  }
+  if (name === "NotReadableError" || name === "AbortError") {
+    return new MicError(
+      "busy",
+      "The microphone is in use by another program or could not be started. Close it " +
+        "there and press Start recording again.",
+    );
+  }
+  return new MicError("unsupported", `The microphone could not be opened (${String(error)}).`);
+}
+
+export class Recorder {
+  private stream: MediaStream | null = null;
+  private media: MediaRecorder | null = null;
+  private audioContext: AudioContext | null = null;
+  private levelFrame = 0;
+  private startedAt = 0;
+  private stoppedAt = 0;
+
+  constructor(private readonly hooks: RecorderHooks) {}
+
+  get mimeType(): string {
+    return this.media?.mimeType || PREFERRED_TYPE;
+  }
+
+  get recording(): boolean {
+    return this.media?.state === "recording";
+  }
+
+  elapsedMs(): number {
+    if (this.startedAt === 0) {
+      return 0;
+    }
+    return (this.recording ? performance.now() : this.stoppedAt) - this.startedAt;
+  }
+
+  /** Open the microphone and start recording; MicError says what went wrong. */
+  async start(): Promise<void> {
+    if (!navigator.mediaDevices?.getUserMedia) {
+      throw new MicError(
+        "missing",
+        "This browser cannot record audio here (no microphone access). Use a current " +
+          "Chrome, Edge or Firefox over https.",
+      );
+    }
+    if (typeof MediaRecorder === "undefined") {
+      throw new MicError("unsupported", "This browser cannot record audio (no MediaRecorder).");
+    }
+    try {
+      this.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch (error) {
+      throw micError(error);
+    }
+    const options = MediaRecorder.isTypeSupported(PREFERRED_TYPE) ? { mimeType: PREFERRED_TYPE } : {};
+    const media = new MediaRecorder(this.stream, options);
+    media.ondataavailable = (event: BlobEvent) => {
+      if (event.data.size > 0) {
+        this.hooks.onChunk(event.data, this.elapsedMs());
+      }
+    };
+    this.media = media;
+    this.watchLevel(this.stream);
+    media.start(TIMESLICE_MS);
+    this.startedAt = performance.now();
+  }
+
+  /** Stop; resolves once the last chunk has been handed to onChunk. */
+  stop(): Promise<void> {
+    const media = this.media;
+    if (media === null || media.state === "inactive") {
+      this.release();
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      media.addEventListener(
+        "stop",
+        () => {
+          this.release();
+          resolve();
+        },
+        { once: true },
+      );
+      this.stoppedAt = performance.now();
+      media.stop();
+    });
+  }
+
+  private watchLevel(stream: MediaStream): void {
+    try {
+      this.audioContext = new AudioContext();
+    } catch {
+      return; // the meter is a help, recording works without it
+    }
+    const analyser = this.audioContext.createAnalyser();
+    analyser.fftSize = 1024;
+    this.audioContext.createMediaStreamSource(stream).connect(analyser);
+    const samples = new Float32Array(analyser.fftSize);
+    const tick = () => {
+      analyser.getFloatTimeDomainData(samples);
+      let sum = 0;
+      for (const s of samples) {
+        sum += s * s;
+      }
+      // RMS on a loose scale: normal speech sits around the middle of the meter.
+      this.hooks.onLevel(Math.min(1, Math.sqrt(sum / samples.length) * 4));
+      this.levelFrame = requestAnimationFrame(tick);
+    };
+    tick();
+  }
+
+  private release(): void {
+    cancelAnimationFrame(this.levelFrame);
+    this.hooks.onLevel(0);
+    this.stream?.getTracks().forEach((track) => track.stop());
+    this.stream = null;
+    void this.audioContext?.close();
+    this.audioContext = null;
+  }
+}
