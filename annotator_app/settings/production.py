@@ -22,3 +22,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
+# A local or in-cluster LLM server needs no key; a remote (https) endpoint needs a real one.
+if OPENAI_BASE_URL.startswith("https://") and OPENAI_API_KEY == "local":  # noqa: F405
+    raise ConfigError(
+        "environment variable OPENAI_API_KEY is required for an https OPENAI_BASE_URL"
+    )

