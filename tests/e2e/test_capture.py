@@ -1,0 +1,248 @@
+"""The capture page in real Chromium with a fake microphone playing espeak-ng speech."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from annotator_app.captions.models import CleanedCaption, Recording, Transcript
+from tests.captions.audio_fixtures import espeak_wav
+from tests.captions.capture_helpers import MAX_SECONDS, MIN_SECONDS
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CSP_PROBE = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI);
+});
+"""
+WAIT_MS = 30_000
+
+
+@pytest.fixture
+def speech_wav(tmp_path: Path) -> Path:
+    return espeak_wav(tmp_path / "speech.wav")  # about 7.7 s of speech
+
+
+@pytest.fixture
+def mic_browser(browser: Any) -> Iterator[Callable[..., Any]]:
+    """Launch a Chromium whose microphone plays `wav` (one file per launch)."""
+    launched: list[Any] = []
+
+    def launch(wav: Path | None, *, grant: bool = True) -> Any:
+        args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream"]
+        if grant:
+            args.append("--use-fake-ui-for-media-stream")
+        if wav is not None:
+            args.append(f"--use-file-for-fake-audio-capture={wav}%noloop")
+        # The session's Playwright launches it: one Playwright per thread.
+        found = browser.browser_type.launch(executable_path=CHROMIUM, args=args, headless=True)
+        launched.append(found)
+        return found
+
+    yield launch
+    for found in launched:
+        found.close()
+
+
+def cap_campaign(n_images: int = 1) -> Any:
+    """A short cap campaign over real stored images (the page shows them)."""
+    from PIL import Image, ImageDraw
+
+    from annotator_app.catalog.services import image_import_bytes
+    from annotator_app.work.services import campaign_create
+
+    images = []
+    for seed in range(n_images):
+        picture = Image.new("RGB", (320, 240), (200, 120 + seed * 40, 60))
+        ImageDraw.Draw(picture).rectangle((40, 40, 160, 200), fill=(180, 20, 20))
+        out = io.BytesIO()
+        picture.save(out, "PNG")
+        outcome = image_import_bytes(data=out.getvalue(), source_url=f"e2e:{seed}")
+        images.append(outcome.image)
+    return campaign_create(
+        name="e2e capture",
+        kind="cap",
+        images=images,
+        min_seconds=MIN_SECONDS,
+        max_seconds=MAX_SECONDS,
+    )
+
+
+def _open(chromium: Any, base: str, username: str, password: str) -> tuple[Any, list[str]]:
+    context = chromium.new_context()
+    context.add_init_script(CSP_PROBE)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(f"{base}/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base}/")
+    page.goto(f"{base}/captions/capture/")
+    return page, problems
+
+
+def _clean(page: Any, problems: list[str]) -> None:
+    assert page.evaluate("window.__cspViolations") == []
+    assert problems == []
+
+
+def _stored_takes(page: Any) -> int:
+    return int(
+        page.evaluate(
+            """() => new Promise((resolve, reject) => {
+              const open = indexedDB.open('pixmo-capture');
+              open.onsuccess = () => {
+                const req = open.result.transaction('chunks').objectStore('chunks').count();
+                req.onsuccess = () => resolve(req.result);
+                req.onerror = () => reject(req.error);
+              };
+              open.onerror = () => reject(open.error);
+            })"""
+        )
+    )
+
+
+def test_record_past_the_minimum_submit_and_follow_the_status(
+    mic_browser, live_server, cast, speech_wav: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    cap_campaign(n_images=1)
+    page, problems = _open(mic_browser(speech_wav), live_server.url, "owner", "pw-owner-123")
+    submit = page.get_by_role("button", name="Submit description")
+    expect(page.get_by_role("heading", name="Describe this image out loud")).to_be_visible()
+    expect(submit).to_be_disabled()
+
+    page.get_by_role("button", name="Start recording").click()
+    expect(page.get_by_role("button", name="Stop recording")).to_be_enabled()
+    expect(submit).to_be_disabled()  # the minimum (4 s) is not reached yet
+    page.wait_for_function(
+        "() => document.querySelector('[data-level]').value > 0.01", timeout=WAIT_MS
+    )  # the level meter moves with the speech
+    page.wait_for_function(
+        "() => document.querySelector('[data-timer]').textContent >= '0:05'", timeout=WAIT_MS
+    )
+    page.get_by_role("button", name="Stop recording").click()
+    expect(submit).to_be_enabled()
+    expect(page.locator("audio[data-playback]")).to_be_visible()
+    expect(page.get_by_role("button", name="Record again")).to_be_visible()
+
+    submit.click()
+    status = page.get_by_role("status")
+    expect(status).to_contain_text("Processing status: Stored", timeout=WAIT_MS)
+    recording = Recording.objects.get()
+    assert recording.annotator == cast.owner and recording.mime_type == "audio/webm"
+    assert 4.0 <= recording.duration_seconds <= 7.0
+    assert _stored_takes(page) == 0  # the browser's copy went once the server had it
+
+    # The pipeline moves it on; the page follows without a reload.
+    transcript = Transcript.objects.create(
+        recording=recording, text="a red bicycle leans against a brick wall", model_name="t"
+    )
+    CleanedCaption.objects.create(
+        transcript=transcript,
+        rule_text="x",
+        text="A red bicycle leans against a brick wall.",
+        prompt_version="v1",
+        model_name="m",
+    )
+    Recording.objects.filter(pk=recording.pk).update(status="done")
+    expect(status).to_contain_text("Processing status: Done", timeout=WAIT_MS)
+    expect(page.get_by_text("A red bicycle leans against a brick wall.")).to_be_visible()
+    _clean(page, problems)
+
+
+def test_a_reload_mid_recording_keeps_the_audio(
+    mic_browser, live_server, cast, speech_wav: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    cap_campaign(n_images=1)
+    page, problems = _open(mic_browser(speech_wav), live_server.url, "owner", "pw-owner-123")
+    page.keyboard.press("Space")  # space starts recording
+    expect(page.get_by_role("button", name="Stop recording")).to_be_enabled()
+    page.wait_for_function(
+        "() => document.querySelector('[data-timer]').textContent >= '0:06'", timeout=WAIT_MS
+    )
+    page.reload()  # as if the tab crashed: the recorder never stopped
+
+    expect(page.get_by_text("Recovered")).to_contain_text("s of audio")
+    submit = page.get_by_role("button", name="Submit description")
+    expect(submit).to_be_enabled()
+    submit.click()
+    expect(page.get_by_role("status")).to_contain_text("Processing status: Stored", timeout=WAIT_MS)
+    recording = Recording.objects.get()
+    assert recording.duration_seconds >= 4.0
+    assert _stored_takes(page) == 0
+    _clean(page, problems)
+
+
+def test_a_too_short_recording_is_refused_by_the_page_and_the_api(
+    mic_browser, live_server, cast, speech_wav: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    campaign = cap_campaign(n_images=1)
+    page, problems = _open(mic_browser(speech_wav), live_server.url, "owner", "pw-owner-123")
+    page.keyboard.press("Space")
+    page.wait_for_function(
+        "() => document.querySelector('[data-timer]').textContent >= '0:02'", timeout=WAIT_MS
+    )
+    page.keyboard.press("Space")  # and stops it
+    expect(page.locator("audio[data-playback]")).to_be_visible()
+    expect(page.get_by_role("button", name="Submit description")).to_be_disabled()
+    expect(page.get_by_role("alert")).to_contain_text("need at least 0:04")
+    _clean(page, problems)  # before the refused request below, which Chromium logs
+
+    # Posting the same audio straight to the API is refused with the reason.
+    answer = page.evaluate(
+        """async (assignment) => {
+          // The take the page kept: its chunks, in order, from IndexedDB.
+          const db = await new Promise((ok, no) => {
+            const open = indexedDB.open('pixmo-capture');
+            open.onsuccess = () => ok(open.result);
+            open.onerror = () => no(open.error);
+          });
+          const chunks = await new Promise((ok, no) => {
+            const req = db.transaction('chunks').objectStore('chunks').getAll();
+            req.onsuccess = () => ok(req.result);
+            req.onerror = () => no(req.error);
+          });
+          chunks.sort((a, b) => a.seq - b.seq);
+          const audio = new Blob(chunks.map((c) => c.blob), {type: 'audio/webm'});
+          const body = new FormData();
+          body.append('assignment', assignment);
+          body.append('audio', audio, 'short.webm');
+          const token = document.cookie.split('; ').find((c) => c.startsWith('csrftoken='));
+          const response = await fetch('/api/v1/captions/recordings/', {
+            method: 'POST', body, credentials: 'same-origin',
+            headers: {'X-CSRFToken': token.split('=')[1], 'Idempotency-Key': crypto.randomUUID()},
+          });
+          return {status: response.status, body: await response.json()};
+        }""",
+        page.locator("[data-capture]").get_attribute("data-assignment-id"),
+    )
+    assert answer["status"] == 400, answer
+    assert f"at least {campaign.min_seconds} s" in answer["body"]["detail"]
+    assert Recording.objects.count() == 0
+    assert page.evaluate("window.__cspViolations") == []
+
+
+def test_a_denied_microphone_is_explained(mic_browser, live_server, cast) -> None:
+    from playwright.sync_api import expect
+
+    cap_campaign(n_images=1)
+    page, _ = _open(mic_browser(None, grant=False), live_server.url, "owner", "pw-owner-123")
+    page.get_by_role("button", name="Start recording").click()
+    expect(page.get_by_role("alert")).to_contain_text("Microphone access was denied")
+    expect(page.get_by_role("button", name="Start recording")).to_be_enabled()
