@@ -221,12 +221,11 @@ def assignment_next(
     priority, claimed with FOR UPDATE SKIP LOCKED. Filters: one campaign and/or kind.
     """
     with transaction.atomic():
-        # One "next" at a time per user (a double click must not claim two items).
-        User.objects.select_for_update(no_key=True).filter(pk=user.pk).values_list("pk").get()
         now = timezone.now()
-        mine = _own_turn(user=user, campaign=campaign, kind=kind, now=now)
-        if mine is not None:
-            return mine
+        if _lock_user_has_turns(user):
+            mine = _own_turn(user=user, campaign=campaign, kind=kind, now=now)
+            if mine is not None:
+                return mine
         for candidate in _campaigns_for(campaign, kind):
             claimed = _claim(user=user, campaign=candidate, now=now)
             if claimed is None and assignments_reclaim_expired(campaign=candidate, now=now):
@@ -234,6 +233,22 @@ def assignment_next(
             if claimed is not None:
                 return claimed
     return None
+
+
+_LOCK_USER_SQL = """
+SELECT EXISTS (SELECT 1 FROM work_assignment a
+               WHERE a.annotator_id = u.id AND a.status IN ('leased', 'expired'))
+FROM accounts_user u WHERE u.id = %s FOR NO KEY UPDATE
+"""
+
+
+def _lock_user_has_turns(user: User) -> bool:
+    """Serialise "next" per user (a double click must not claim two items); in the same
+    round trip, say whether they hold any lease, live or reclaimed."""
+    with connection.cursor() as cur:
+        cur.execute(_LOCK_USER_SQL, [user.pk])
+        row = cur.fetchone()
+    return bool(row and row[0])
 
 
 def _own_turn(
@@ -432,6 +447,15 @@ def assignment_heartbeat(
     return locked
 
 
+_SUBMIT_SQL = """
+WITH done AS (
+    UPDATE work_assignment SET status = 'submitted', submitted_at = %s, active_seconds = %s
+    WHERE id = %s RETURNING item_id
+)
+UPDATE work_workitem w SET done_count = w.done_count + 1 FROM done WHERE w.id = done.item_id
+"""
+
+
 def assignment_submit(*, assignment: Assignment, active_seconds: int | None = None) -> Assignment:
     """Mark the work submitted; call inside the caller's transaction with the saved work.
 
@@ -445,8 +469,8 @@ def assignment_submit(*, assignment: Assignment, active_seconds: int | None = No
         _hold_slot(locked, action="submit")
         locked.status = AssignmentStatus.SUBMITTED
         locked.submitted_at = timezone.now()
-        locked.save(update_fields=["status", "submitted_at", "active_seconds"])
-        WorkItem.objects.filter(pk=locked.item_id).update(done_count=F("done_count") + 1)
+        with connection.cursor() as cur:
+            cur.execute(_SUBMIT_SQL, [locked.submitted_at, locked.active_seconds, locked.pk])
     return locked
 
 
