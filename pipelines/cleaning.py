@@ -64,7 +64,7 @@ class CleanResult:
 
 # --- rule-based pre-clean ---------------------------------------------------------------
 
-_FILLER_RE = re.compile(r"\b(?:u+m+|u+h+m*|e+r+m+|er|h+m+|mhm|ah+)\b[,.]?", re.IGNORECASE)
+_FILLER_RE = re.compile(r",?\s*\b(?:u+m+|u+h+m*|e+r+m+|er|h+m+|mhm|ah+)\b,?", re.IGNORECASE)
 _YOU_KNOW_RE = re.compile(
     r",?\s*\byou know\b(?!\s+(?:what|how|why|where|who|whether|if)\b),?", re.IGNORECASE
 )
@@ -121,12 +121,12 @@ def _next_words(tokens: list[str], start: int, n: int) -> list[str]:
 def _restart_at(before: list[str], following: list[str], window: int) -> int | None:
     """Index of the nearest earlier occurrence of the words `following` in the same
     sentence, starting within `window` words of the end."""
-    words = []  # (index in before, lowercased word), nearest last
+    words = []  # (index in before, lowercased word without "'s"), nearest last
     for k in range(len(before) - 1, -1, -1):
         if before[k] in _SENTENCE_END:
             break
         if _is_word(before[k]):
-            words.append((k, before[k].rstrip("-").lower()))
+            words.append((k, before[k].rstrip("-").lower().split("'")[0]))
     words.reverse()
     n = len(following)
     for pos in range(len(words) - 1, max(len(words) - window, 0) - 1, -1):
@@ -158,7 +158,8 @@ def _remove_cutoffs(tokens: list[str]) -> list[str]:
             continue
         if first.startswith(fragment):
             continue  # a stutter: drop the fragment
-        k = _restart_at([*result, fragment], following, _FALSE_START_WINDOW) if first else None
+        restart = [first.split("'")[0]]
+        k = _restart_at([*result, fragment], restart, _FALSE_START_WINDOW) if first else None
         if k is not None:
             del result[k:]
     return result
