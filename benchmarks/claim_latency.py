@@ -1,0 +1,235 @@
+"""Claim latency of `assignment_next` with 10k and 1M work items and 50 concurrent claimers.
+
+For each size it creates a scratch database on the server of DATABASE_URL (dropped at
+the end), migrates it, bulk-loads the catalogue rows and the campaign's items with
+generate_series and the real `campaign_sync_items`, marks a share of the items as
+finished (`--done`, with one accepted assignment each, so the claim has finished
+items and old assignments to ignore), runs ANALYZE and prints the claim's EXPLAIN.
+Then `--claimers` processes, each with its own connection, start together and each
+claims `--claims` times (claim timed; submit untimed, so the next claim is a new item).
+
+    .venv/bin/python benchmarks/claim_latency.py --items 10000 1000000 --claimers 50
+
+Prints p50/p95/p99 per size, the ratio p95(largest)/p95(smallest) and one JSON line.
+Goal: p95 at 1M <= 25 ms and the ratio <= 1.5 (the claim reads an index, never scans).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator_app.settings.test")
+BASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pixmo")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _load(n_items: int, done_share: float, claimers: int) -> tuple[int, list[int]]:
+    """Catalogue rows, one campaign over them, finished items and the claimers."""
+    from django.contrib.auth.hashers import make_password
+    from django.db import connection
+
+    from annotator_app.accounts.models import User
+    from annotator_app.work.models import Campaign
+    from annotator_app.work.services import campaign_sync_items
+
+    campaign = Campaign.objects.create(name="bench", kind="cap", overlap=1)
+    unusable = make_password(None)
+    users = User.objects.bulk_create(
+        [User(username=f"claimer{i}", password=unusable) for i in range(claimers)]
+    )
+    past = User.objects.create(username="past-annotator", password=unusable)
+    n_done = int(n_items * done_share)
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO catalog_image (sha256, width, height, format, mime, size_bytes,
+                                       source_url, storage_key, created_at)
+            SELECT h, 64, 48, 'png', 'image/png', 100, '', 'images/' || h || '.png', now()
+            FROM (SELECT md5(g::text) || md5((-g)::text) AS h
+                  FROM generate_series(1, %s) g) s
+            """,
+            [n_items],
+        )
+        cur.execute(
+            "INSERT INTO work_campaign_images (campaign_id, image_id) "
+            "SELECT %s, id FROM catalog_image",
+            [campaign.pk],
+        )
+    campaign_sync_items(campaign=campaign)
+    with connection.cursor() as cur:
+        # The first `done` items are finished: slot taken by an accepted assignment.
+        cur.execute(
+            """
+            WITH finished AS (
+                UPDATE work_workitem SET open_slots = 0, done_count = 1
+                WHERE id IN (SELECT id FROM work_workitem ORDER BY id LIMIT %s)
+                RETURNING id
+            )
+            INSERT INTO work_assignment (item_id, annotator_id, status, leased_until,
+                                         heartbeat_at, started_at, submitted_at,
+                                         active_seconds, review_reason)
+            SELECT id, %s, 'accepted', NULL, NULL, now(), now(), 60, '' FROM finished
+            """,
+            [n_done, past.pk],
+        )
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE work_workitem, work_assignment, catalog_image")
+    return campaign.pk, [u.pk for u in users]
+
+
+def _explain(campaign_id: int, user_id: int) -> str:
+    from django.db import connection
+    from django.utils import timezone
+
+    from annotator_app.work.services import _CLAIM_DEPTH_FIRST
+
+    now = timezone.now()
+    with connection.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute(
+            "EXPLAIN (ANALYZE, COSTS OFF) " + _CLAIM_DEPTH_FIRST,
+            {"c": campaign_id, "u": user_id, "now": now, "until": now},
+        )
+        plan = "\n".join(row[0] for row in cur.fetchall())
+        cur.execute("ROLLBACK")
+    return plan
+
+
+def _claimer(
+    campaign_id: int, user_id: int, claims: int, start: Any, out: Any
+) -> None:  # fmt: skip
+    from django.db import connections, transaction
+
+    from annotator_app.accounts.models import User
+    from annotator_app.work.models import Campaign
+    from annotator_app.work.services import assignment_next, assignment_submit
+
+    connections.close_all()  # never share the parent's socket
+    user = User.objects.get(pk=user_id)
+    campaign = Campaign.objects.get(pk=campaign_id)
+    timings: list[float] = []
+    start.wait()
+    for _ in range(claims):
+        began = time.perf_counter()
+        assignment = assignment_next(user=user, campaign=campaign)
+        timings.append((time.perf_counter() - began) * 1000)
+        if assignment is None:
+            break
+        with transaction.atomic():
+            assignment_submit(assignment=assignment)
+    connections.close_all()
+    out.put(timings)
+
+
+def _run_size(n_items: int, args: argparse.Namespace) -> dict[str, Any]:
+    import django
+    from django.core.management import call_command
+    from django.db import connections
+    from psycopg2 import sql
+
+    from annotator_app.runtime import maintenance_connection
+
+    name = f"pixmo_bench_{secrets.token_hex(4)}"
+    admin = maintenance_connection(BASE_URL)
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    os.environ["DATABASE_URL"] = urlunsplit(urlsplit(BASE_URL)._replace(path=f"/{name}"))
+    try:
+        django.setup()
+        from django.conf import settings
+
+        settings.DATABASES["default"]["NAME"] = name
+        connections.close_all()
+        began = time.perf_counter()
+        call_command("migrate", verbosity=0)
+        campaign_id, user_ids = _load(n_items, args.done, args.claimers)
+        load_s = time.perf_counter() - began
+        plan = _explain(campaign_id, user_ids[0])
+        connections.close_all()
+
+        ctx = mp.get_context("fork")
+        start = ctx.Event()
+        out = ctx.Queue()
+        procs = [
+            ctx.Process(target=_claimer, args=(campaign_id, uid, args.claims, start, out))
+            for uid in user_ids
+        ]
+        for proc in procs:
+            proc.start()
+        time.sleep(1.0)  # let every process connect before the gun
+        began = time.perf_counter()
+        start.set()
+        timings: list[float] = []
+        for _ in procs:
+            timings.extend(out.get())
+        wall = time.perf_counter() - began
+        for proc in procs:
+            proc.join()
+    finally:
+        connections.close_all()
+        with admin.cursor() as cur:
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        admin.close()
+    return {
+        "items": n_items,
+        "claims": len(timings),
+        "load_s": round(load_s, 1),
+        "claims_per_s": round(len(timings) / wall, 1),
+        "p50_ms": round(_percentile(timings, 50), 2),
+        "p95_ms": round(_percentile(timings, 95), 2),
+        "p99_ms": round(_percentile(timings, 99), 2),
+        "plan": plan,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--claimers", type=int, default=50)
+    parser.add_argument("--claims", type=int, default=40, help="claims per claimer")
+    parser.add_argument("--done", type=float, default=0.5, help="share of finished items")
+    args = parser.parse_args()
+
+    results = []
+    for n_items in args.items:
+        result = _run_size(n_items, args)
+        results.append(result)
+        print(f"\n== {n_items} items ({result['load_s']} s to load) ==")
+        print("claim plan:\n" + result["plan"])
+        print(
+            f"{result['claims']} claims by {args.claimers} claimers, "
+            f"{result['claims_per_s']} claims/s: p50 {result['p50_ms']} ms, "
+            f"p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms",
+            flush=True,
+        )
+    summary: dict[str, Any] = {
+        "claimers": args.claimers,
+        "sizes": [{k: v for k, v in r.items() if k != "plan"} for r in results],
+    }
+    if len(results) > 1:
+        ratio = results[-1]["p95_ms"] / results[0]["p95_ms"]
+        summary["p95_ratio"] = round(ratio, 2)
+        print(f"\np95({results[-1]['items']}) / p95({results[0]['items']}) = {ratio:.2f}")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
