@@ -1,0 +1,130 @@
+"""The pipeline through a real Celery worker (in a thread), real Redis and PostgreSQL.
+
+The happy path runs the real tiny.en model and the real local LLM; the outage test
+points the clean stage at the failure-injecting fake endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.core.management import call_command
+
+from annotator_app.captions import pipeline, tasks
+from annotator_app.captions.models import (
+    CleanedCaption,
+    ImageSummary,
+    Recording,
+    RecordingStatus,
+    SummaryStatus,
+    Transcript,
+)
+from annotator_app.celery import app
+from tests.captions.pipeline_helpers import (
+    DESCRIPTION,
+    KEY_WORDS,
+    make_campaign,
+    make_recording,
+    speech_bytes,
+    wait_until,
+    words_of,
+)
+from tests.captions.test_pipeline_crash import purge_queues
+from tests.llm_fixtures import fail
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+SECOND_DESCRIPTION = (
+    "A brick wall with a red bicycle in front of it. Yellow flowers in a blue pot stand "
+    "near the door, and the sign above it says open."
+)
+
+
+@contextmanager
+def worker(queues: str = "default,asr,llm") -> Iterator[None]:
+    purge_queues()
+    try:
+        with start_worker(
+            app, pool="solo", perform_ping_check=False, queues=queues, shutdown_timeout=60
+        ):
+            yield
+    finally:
+        purge_queues()
+
+
+def status_of(rec: Recording) -> str:
+    return Recording.objects.values_list("status", flat=True).get(id=rec.id)
+
+
+def test_recordings_become_transcripts_cleaned_captions_and_one_summary(llm_settings) -> None:
+    _, (item,) = make_campaign(overlap=2)
+    first = make_recording(item, audio=speech_bytes(DESCRIPTION))
+    second = make_recording(item, audio=speech_bytes(SECOND_DESCRIPTION))
+
+    with worker():
+        pipeline.pipeline_start(first.id)
+        pipeline.pipeline_start(second.id)
+        wait_until(
+            lambda: ImageSummary.objects.filter(
+                image=item.image, status__in=(SummaryStatus.DONE, SummaryStatus.FAILED)
+            ).exists(),
+            timeout=600,
+            what="both recordings cleaned and the image summarised",
+        )
+
+    for rec in (first, second):
+        rec.refresh_from_db()
+        assert rec.status == RecordingStatus.DONE, rec.failure_reason
+        assert words_of(rec.transcript.text) >= KEY_WORDS, rec.transcript.text
+        cleaned = rec.transcript.cleaned
+        assert cleaned.text and cleaned.rule_text
+        assert cleaned.prompt_version and cleaned.model_name
+        # Raw transcript and caption are both kept.
+        assert Transcript.objects.filter(recording=rec).count() == 1
+    summary = ImageSummary.objects.get(campaign=item.campaign, image=item.image)
+    assert summary.status == SummaryStatus.DONE, summary.failure_reason
+    assert summary.text and summary.model_name and summary.prompt_version
+    assert set(summary.sources.all()) == set(
+        CleanedCaption.objects.filter(transcript__recording__in=[first, second])
+    )
+
+
+def test_llm_outage_retries_then_fails_with_the_reason_and_reprocess_recovers(
+    fake_llm, fake_llm_settings, monkeypatch
+) -> None:
+    monkeypatch.setattr(app.tasks[tasks.clean_recording.name], "max_retries", 2)
+    _, (item,) = make_campaign(overlap=2)
+    rec = make_recording(item, status=RecordingStatus.TRANSCRIBED)
+    Transcript.objects.create(
+        recording=rec, text="Um, a red bicycle, a red bicycle by the the wall.", model_name="t"
+    )
+    # Every request fails: 3 task runs x 2 client attempts.
+    fake_llm.push(*[fail(500) for _ in range(6)])
+
+    with worker(queues="llm"):
+        pipeline.enqueue_clean(rec.id)
+        wait_until(
+            lambda: status_of(rec) == RecordingStatus.FAILED,
+            timeout=120,
+            what="the clean stage to give up",
+        )
+        rec.refresh_from_db()
+        assert rec.failure_reason.startswith("clean: StageUnavailable")
+        assert "500" in rec.failure_reason
+        assert len(fake_llm.requests) == 6
+        # Nothing is lost: the transcript stays, and reprocessing finishes the job.
+        assert Transcript.objects.filter(recording=rec).exists()
+        assert not CleanedCaption.objects.filter(transcript__recording=rec).exists()
+
+        call_command("reprocess", "--failed")
+        wait_until(
+            lambda: status_of(rec) == RecordingStatus.DONE,
+            timeout=120,
+            what="the reprocessed clean stage",
+        )
+
+    cleaned = CleanedCaption.objects.get(transcript__recording=rec)
+    assert "bicycle" in cleaned.text and not cleaned.used_fallback
