@@ -1,0 +1,81 @@
+"""Pages: the admin dashboard (progress, completions chart) and an annotator's history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
+
+from annotator_app.accounts.permissions import is_admin
+from annotator_app.work import selectors
+from annotator_app.work.models import Campaign
+
+HISTORY_PAGE_SIZE = 25
+CHART_DAYS = 30
+CHART_WIDTH = 600
+CHART_HEIGHT = 160
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: int
+    y: int
+    width: int
+    height: int
+    day: date
+    count: int
+
+
+def completions_chart(points: list[tuple[date, int]]) -> dict[str, object]:
+    """Bar geometry for an SVG drawn by the template (no script, no inline style)."""
+    top = max((n for _, n in points), default=0) or 1
+    slot = CHART_WIDTH // max(len(points), 1)
+    bars = []
+    for i, (day, n) in enumerate(points):
+        height = round(n / top * (CHART_HEIGHT - 20))
+        bars.append(Bar(i * slot + 1, CHART_HEIGHT - height, max(slot - 2, 1), height, day, n))
+    return {
+        "bars": bars,
+        "top": top,
+        "total": sum(n for _, n in points),
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "first": points[0][0] if points else None,
+        "last": points[-1][0] if points else None,
+    }
+
+
+@login_required
+@require_safe
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Admins: every campaign's progress, annotators' figures, completions per day."""
+    if not is_admin(request.user):
+        raise PermissionDenied("Only admins may see the dashboard.")
+    campaign = None
+    if request.GET.get("campaign", "").isdigit():
+        campaign = selectors.campaign_get(campaign_id=int(request.GET["campaign"]))
+    campaigns = list(Campaign.objects.order_by("-active", "-priority", "id"))
+    progress = [(c, selectors.campaign_progress(campaign=c)) for c in campaigns]
+    points = selectors.completions_by_day(campaign=campaign, days=CHART_DAYS)
+    context = {
+        "progress": progress,
+        "annotators": selectors.annotator_progress(campaign=campaign),
+        "chart": completions_chart(points),
+        "selected": campaign,
+        "campaigns": campaigns,
+    }
+    return render(request, "work/dashboard.html", context)
+
+
+@login_required
+@require_safe
+def history(request: HttpRequest) -> HttpResponse:
+    """The user's own assignments with their status and any reviewer's reason."""
+    page = Paginator(selectors.assignment_history(user=request.user), HISTORY_PAGE_SIZE)
+    return render(request, "work/history.html", {"page": page.get_page(request.GET.get("page"))})
