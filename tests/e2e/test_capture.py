@@ -75,20 +75,34 @@ def cap_campaign(n_images: int = 1) -> Any:
     )
 
 
-def _open(chromium: Any, base: str, username: str, password: str) -> tuple[Any, list[str]]:
-    context = chromium.new_context()
-    context.add_init_script(CSP_PROBE)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(f"{base}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/")
-    page.goto(f"{base}/captions/capture/")
-    return page, problems
+@pytest.fixture
+def open_page(live_server: Any) -> Iterator[Callable[..., tuple[Any, list[str]]]]:
+    """Log in as `username` in a fresh context of `chromium` and open the capture page.
+
+    Contexts close before the test ends, so no page still polls the live server while
+    the test database is dropped."""
+    contexts: list[Any] = []
+
+    def open_(chromium: Any, username: str, password: str, **options: Any) -> tuple[Any, list[str]]:
+        base = live_server.url
+        context = chromium.new_context(**options)
+        contexts.append(context)
+        context.add_init_script(CSP_PROBE)
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(f"{base}/login/")
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{base}/")
+        page.goto(f"{base}/captions/capture/")
+        return page, problems
+
+    yield open_
+    for context in contexts:
+        context.close()
 
 
 def _clean(page: Any, problems: list[str]) -> None:
@@ -113,12 +127,12 @@ def _stored_takes(page: Any) -> int:
 
 
 def test_record_past_the_minimum_submit_and_follow_the_status(
-    mic_browser, live_server, cast, speech_wav: Path
+    mic_browser, open_page, cast, speech_wav: Path
 ) -> None:
     from playwright.sync_api import expect
 
     cap_campaign(n_images=1)
-    page, problems = _open(mic_browser(speech_wav), live_server.url, "owner", "pw-owner-123")
+    page, problems = open_page(mic_browser(speech_wav), "owner", "pw-owner-123")
     submit = page.get_by_role("button", name="Submit description")
     expect(page.get_by_role("heading", name="Describe this image out loud")).to_be_visible()
     expect(submit).to_be_disabled()
@@ -137,10 +151,23 @@ def test_record_past_the_minimum_submit_and_follow_the_status(
     expect(page.locator("audio[data-playback]")).to_be_visible()
     expect(page.get_by_role("button", name="Record again")).to_be_visible()
 
+    # Fault injection: the first upload reaches the server, but its answer is lost.
+    keys: list[str] = []
+
+    def lose_first_answer(route: Any) -> None:
+        keys.append(route.request.headers["idempotency-key"])
+        if len(keys) == 1:
+            route.fetch()
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/captions/recordings/", lose_first_answer)
     submit.click()
     status = page.get_by_role("status")
     expect(status).to_contain_text("Processing status: Stored", timeout=WAIT_MS)
-    recording = Recording.objects.get()
+    assert len(keys) == 2 and keys[0] == keys[1]  # retried under the same key
+    recording = Recording.objects.get()  # and stored once
     assert recording.annotator == cast.owner and recording.mime_type == "audio/webm"
     assert 4.0 <= recording.duration_seconds <= 7.0
     assert _stored_takes(page) == 0  # the browser's copy went once the server had it
@@ -159,16 +186,17 @@ def test_record_past_the_minimum_submit_and_follow_the_status(
     Recording.objects.filter(pk=recording.pk).update(status="done")
     expect(status).to_contain_text("Processing status: Done", timeout=WAIT_MS)
     expect(page.get_by_text("A red bicycle leans against a brick wall.")).to_be_visible()
-    _clean(page, problems)
+    # Chromium logs the injected reset; nothing else may go wrong.
+    _clean(page, [p for p in problems if "ERR_CONNECTION_RESET" not in p])
 
 
 def test_a_reload_mid_recording_keeps_the_audio(
-    mic_browser, live_server, cast, speech_wav: Path
+    mic_browser, open_page, cast, speech_wav: Path
 ) -> None:
     from playwright.sync_api import expect
 
     cap_campaign(n_images=1)
-    page, problems = _open(mic_browser(speech_wav), live_server.url, "owner", "pw-owner-123")
+    page, problems = open_page(mic_browser(speech_wav), "owner", "pw-owner-123")
     page.keyboard.press("Space")  # space starts recording
     expect(page.get_by_role("button", name="Stop recording")).to_be_enabled()
     page.wait_for_function(
@@ -188,12 +216,12 @@ def test_a_reload_mid_recording_keeps_the_audio(
 
 
 def test_a_too_short_recording_is_refused_by_the_page_and_the_api(
-    mic_browser, live_server, cast, speech_wav: Path
+    mic_browser, open_page, cast, speech_wav: Path
 ) -> None:
     from playwright.sync_api import expect
 
     campaign = cap_campaign(n_images=1)
-    page, problems = _open(mic_browser(speech_wav), live_server.url, "owner", "pw-owner-123")
+    page, problems = open_page(mic_browser(speech_wav), "owner", "pw-owner-123")
     page.keyboard.press("Space")
     page.wait_for_function(
         "() => document.querySelector('[data-timer]').textContent >= '0:02'", timeout=WAIT_MS
@@ -238,11 +266,16 @@ def test_a_too_short_recording_is_refused_by_the_page_and_the_api(
     assert page.evaluate("window.__cspViolations") == []
 
 
-def test_a_denied_microphone_is_explained(mic_browser, live_server, cast) -> None:
+def test_a_denied_or_missing_microphone_is_explained(browser, mic_browser, open_page, cast) -> None:
     from playwright.sync_api import expect
 
     cap_campaign(n_images=1)
-    page, _ = _open(mic_browser(None, grant=False), live_server.url, "owner", "pw-owner-123")
+    page, _ = open_page(mic_browser(None, grant=False), "owner", "pw-owner-123")
     page.get_by_role("button", name="Start recording").click()
     expect(page.get_by_role("alert")).to_contain_text("Microphone access was denied")
     expect(page.get_by_role("button", name="Start recording")).to_be_enabled()
+
+    # Permission granted, but this Chromium has no audio device at all.
+    page, _ = open_page(browser, "owner", "pw-owner-123", permissions=["microphone"])
+    page.get_by_role("button", name="Start recording").click()
+    expect(page.get_by_role("alert")).to_contain_text("No microphone was found")
