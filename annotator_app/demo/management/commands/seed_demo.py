@@ -18,6 +18,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Demo images: {report.images_imported} imported, {report.images_present} already there."
         )
+        if report.campaigns_created:
+            self.stdout.write(f"Demo campaigns created: {', '.join(report.campaigns_created)}.")
         self.stdout.write("Demo logins (local use only):")
         for username, password, role in report.logins:
             self.stdout.write(f"  {role:<10} {username:<12} {password}")
