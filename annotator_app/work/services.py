@@ -291,9 +291,8 @@ WITH picked AS (
     SELECT w.id FROM work_workitem w
     WHERE w.campaign_id = %(c)s AND w.open_slots > 0
       AND EXISTS (SELECT 1 FROM work_campaign c WHERE c.id = %(c)s AND c.active)
-      -- A per-item probe of the unique (item, annotator) index: OFFSET 0 prevents an
-      -- anti-join and "+ 0" the annotator index, either of which reads the annotator's
-      -- whole history on every claim.
+      -- A per-item probe by item_id: OFFSET 0 prevents an anti-join and "+ 0" the
+      -- annotator index, either of which reads the annotator's whole history.
       AND NOT EXISTS (SELECT 1 FROM work_assignment a
                       WHERE a.item_id = w.id AND a.annotator_id + 0 = %(u)s OFFSET 0)
     ORDER BY {order}

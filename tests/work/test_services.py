@@ -175,3 +175,68 @@ def test_priority_and_kind_choose_the_campaign(cast):
     assert b is not None and b.item.campaign_id == low.pk
     c = assignment_next(user=cast.reviewer)
     assert c is not None and c.item.campaign_id == pts.pk
+
+
+def test_breadth_first_finishes_started_items_first(cast):
+    campaign = make_campaign(3, "bf", overlap=2, breadth_first=True)
+    first = assignment_next(user=cast.owner, campaign=campaign)
+    assert first is not None
+    assignment_submit(assignment=first)
+    # the item with one annotation already comes before the untouched ones
+    second = assignment_next(user=cast.other, campaign=campaign)
+    assert second is not None and second.item_id == first.item_id
+
+
+def test_depth_first_serves_items_in_order(cast):
+    campaign = make_campaign(3, "df", overlap=2)
+    first = assignment_next(user=cast.owner, campaign=campaign)
+    second = assignment_next(user=cast.other, campaign=campaign)
+    assert first is not None and second is not None
+    assert second.item_id == first.item_id  # overlap 2: the same lowest item, twice
+    third = assignment_next(user=cast.reviewer, campaign=campaign)
+    assert third is not None and third.item_id > first.item_id
+
+
+def test_inactive_campaign_gives_no_work_and_keeps_its_leases(cast):
+    campaign = make_campaign(2, "off")
+    a = assignment_next(user=cast.owner)
+    assert a is not None
+    campaign_update(campaign=campaign, active=False)
+    assert assignment_next(user=cast.other) is None
+    assert assignment_next(user=cast.other, campaign=campaign) is None
+    # the lease already held can still be submitted: work is never lost
+    assert assignment_submit(assignment=a).status == AssignmentStatus.SUBMITTED
+
+
+def test_claim_reads_the_partial_index_not_the_table(cast):
+    from django.db import connection
+
+    from annotator_app.work.services import _CLAIM_BREADTH_FIRST, _CLAIM_DEPTH_FIRST
+
+    campaign = make_campaign(20_000, "plan")
+    with connection.cursor() as cur:
+        # Half the items finished, each by one accepted assignment.
+        cur.execute(
+            """
+            WITH done AS (
+                UPDATE work_workitem SET open_slots = 0, done_count = 1
+                WHERE id IN (SELECT id FROM work_workitem ORDER BY id LIMIT 10000)
+                RETURNING id
+            )
+            INSERT INTO work_assignment (item_id, annotator_id, status, started_at,
+                                         active_seconds, review_reason)
+            SELECT id, %s, 'accepted', now(), 60, '' FROM done
+            """,
+            [cast.other.pk],
+        )
+    now = timezone.now()
+    params = {"c": campaign.pk, "u": cast.owner.pk, "now": now, "until": now}
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE work_workitem, work_assignment")
+        for sql, index in ((_CLAIM_DEPTH_FIRST, "workitem_open"),
+                           (_CLAIM_BREADTH_FIRST, "workitem_open_breadth")):  # fmt: skip
+            cur.execute("EXPLAIN " + sql, params)
+            plan = "\n".join(row[0] for row in cur.fetchall())
+            assert f"Index Scan using {index} on work_workitem" in plan, plan
+            assert "Seq Scan" not in plan, plan
+            assert "Index Cond: (item_id = w.id)" in plan, plan  # a per-item probe
