@@ -193,6 +193,7 @@ class BatchingEngine:
         self.max_batch = max_batch
         self._queue: queue.Queue[GenRequest | None] = queue.Queue()
         self._held: deque[GenRequest] = deque()
+        self.stats = {"requests": 0, "batches": 0, "largest_batch": 0}
         self._thread = threading.Thread(target=self._loop, name="llm-engine", daemon=True)
         self._thread.start()
 
@@ -234,6 +235,9 @@ class BatchingEngine:
             batch = self._next_batch()
             if batch is None:
                 return
+            self.stats["requests"] += len(batch)
+            self.stats["batches"] += 1
+            self.stats["largest_batch"] = max(self.stats["largest_batch"], len(batch))
             try:
                 results = self._generate(batch)
             except BaseException as exc:
@@ -347,7 +351,11 @@ def parse_chat_request(body: Any, lm: LoadedModel) -> GenRequest:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages must be a non-empty list", param="messages")
     chat = [_message_text(i, m) for i, m in enumerate(messages)]
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens")) or DEFAULT_MAX_TOKENS
+    max_tokens = body.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = body.get("max_tokens")
+    if max_tokens is None:
+        max_tokens = DEFAULT_MAX_TOKENS
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise BadRequest("max_tokens must be a positive integer", param="max_tokens")
     stop = body.get("stop") or []
@@ -411,7 +419,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         if path == "/health":
-            self._send(200, {"status": "ok", "model": self.server.model_name})
+            stats = dict(self.server.engine.stats)
+            self._send(200, {"status": "ok", "model": self.server.model_name, **stats})
         elif path == "/v1/models":
             self._send(200, {"object": "list", "data": [self._model_card()]})
         elif path == f"/v1/models/{self.server.model_name}":

@@ -1,0 +1,186 @@
+"""The local OpenAI-compatible LLM server: protocol, bad requests, concurrency, batching."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from model_service.llm_server import BatchingEngine, Generation, GenRequest, LoadedModel
+from pipelines.llm import LLMClient, LLMError
+from tests.llm_fixtures import LOCAL_MODEL_NAME
+
+
+def call(
+    url: str, body: bytes | None = None, *, method: str = "POST"
+) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=body, method=method)
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def chat_body(text: str, **extra: Any) -> bytes:
+    body = {
+        "model": LOCAL_MODEL_NAME,
+        "messages": [{"role": "user", "content": text}],
+        "max_tokens": 8,
+        "temperature": 0,
+        **extra,
+    }
+    return json.dumps(body).encode()
+
+
+@pytest.mark.slow
+def test_models_health_and_chat_completion_shape(local_llm: str) -> None:
+    base = local_llm.removesuffix("/v1")
+    status, health = call(f"{base}/health", method="GET")
+    assert status == 200 and health["status"] == "ok" and health["model"] == LOCAL_MODEL_NAME
+    status, models = call(f"{local_llm}/models", method="GET")
+    assert status == 200 and models["object"] == "list"
+    assert [m["id"] for m in models["data"]] == [LOCAL_MODEL_NAME]
+
+    status, out = call(f"{local_llm}/chat/completions", chat_body("Name a colour."))
+    assert status == 200
+    assert out["object"] == "chat.completion" and out["model"] == LOCAL_MODEL_NAME
+    [choice] = out["choices"]
+    assert choice["index"] == 0 and choice["message"]["role"] == "assistant"
+    assert isinstance(choice["message"]["content"], str)
+    assert choice["finish_reason"] in {"stop", "length"}
+    usage = out["usage"]
+    assert 0 < usage["completion_tokens"] <= 8 and usage["prompt_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+@pytest.mark.slow
+def test_greedy_answers_are_deterministic(local_llm: str) -> None:
+    body = chat_body("Describe a red car in one sentence.")
+    first = call(f"{local_llm}/chat/completions", body)[1]["choices"][0]["message"]["content"]
+    second = call(f"{local_llm}/chat/completions", body)[1]["choices"][0]["message"]["content"]
+    assert first and first == second
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 400, "must be a JSON object"),
+        (
+            json.dumps({"model": LOCAL_MODEL_NAME}).encode(),
+            400,
+            "messages must be a non-empty list",
+        ),
+        (json.dumps({"messages": []}).encode(), 400, "messages must be a non-empty list"),
+        (json.dumps({"messages": ["hi"]}).encode(), 400, "messages[0] must be an object"),
+        (json.dumps({"messages": [{"role": "robot", "content": "x"}]}).encode(), 400, "role"),
+        (json.dumps({"messages": [{"role": "user", "content": 5}]}).encode(), 400, "content"),
+        (chat_body("x", max_tokens=0), 400, "max_tokens"),
+        (chat_body("x", max_tokens=10**6), 400, "context length"),
+        (chat_body("x", temperature=7), 400, "temperature"),
+        (chat_body("x", stream=True), 400, "stream"),
+        (chat_body("x", model="gpt-imaginary"), 404, "not served here"),
+    ],
+)
+def test_bad_requests_get_a_json_error(
+    local_llm: str, body: bytes, status: int, message: str
+) -> None:
+    got, out = call(f"{local_llm}/chat/completions", body)
+    assert got == status
+    assert message in out["error"]["message"]
+
+
+@pytest.mark.slow
+def test_unknown_route_and_missing_length(local_llm: str) -> None:
+    assert call(f"{local_llm}/completions", b"{}")[0] == 404
+    assert call(f"{local_llm}/nothing", method="GET")[0] == 404
+
+
+@pytest.mark.slow
+def test_the_pipeline_client_sees_bad_requests_as_permanent(local_llm: str) -> None:
+    client = LLMClient(local_llm, "local", LOCAL_MODEL_NAME, 60.0)
+    with pytest.raises(LLMError, match=r"HTTP 400: prompt .* exceeds the context length") as info:
+        client.chat([{"role": "user", "content": "hi"}], max_tokens=10**6)
+    assert info.value.status_code == 400
+    assert client.chat([{"role": "user", "content": "Say yes."}], max_tokens=4)
+
+
+@pytest.mark.slow
+def test_concurrent_requests_are_all_answered(local_llm: str) -> None:
+    prompts = [f"Give one word for the colour of item {i}." for i in range(6)]
+    with ThreadPoolExecutor(len(prompts)) as pool:
+        results = list(
+            pool.map(lambda p: call(f"{local_llm}/chat/completions", chat_body(p)), prompts)
+        )
+    assert [status for status, _ in results] == [200] * len(prompts)
+    for _, out in results:
+        assert out["choices"][0]["message"]["content"].strip()
+        assert 0 < out["usage"]["completion_tokens"] <= 8
+    health = call(local_llm.removesuffix("/v1") + "/health", method="GET")[1]
+    assert health["requests"] >= len(prompts)
+
+
+# --- batching, without a model ------------------------------------------------------------
+
+
+class RecordingEngine(BatchingEngine):
+    """Generates nothing: records batch sizes and holds the first batch until released."""
+
+    def __init__(self) -> None:
+        self.sizes: list[list[int]] = []
+        self.release = threading.Event()
+        super().__init__(LoadedModel(None, None, {0}, 0, 2048), max_batch=3)
+
+    def _generate(self, batch: list[GenRequest]) -> list[Generation]:
+        self.sizes.append([r.max_tokens for r in batch])
+        self.release.wait(30)
+        return [Generation(f"n={r.max_tokens}", len(r.prompt_ids), 1, "stop") for r in batch]
+
+
+def request(max_tokens: int, temperature: float = 0.0) -> GenRequest:
+    return GenRequest(
+        prompt_ids=[1, 2], max_tokens=max_tokens, temperature=temperature, top_p=1.0, stop=[]
+    )
+
+
+def test_waiting_requests_share_a_batch_by_sampling_settings() -> None:
+    engine = RecordingEngine()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            first = pool.submit(engine.submit, request(1))
+            while not engine.sizes:  # the first request is being generated
+                time.sleep(0.01)
+            others = [pool.submit(engine.submit, request(n)) for n in (2, 3, 4, 5)]
+            sampled = pool.submit(engine.submit, request(6, temperature=0.7))
+            while engine._queue.qsize() < 5:
+                time.sleep(0.01)
+            engine.release.set()
+            answers = [f.result(timeout=30).text for f in [first, *others, sampled]]
+    finally:
+        engine.close()
+    assert answers == [f"n={n}" for n in range(1, 7)]
+    # Greedy requests batch together up to max_batch; the sampled one waits for its own.
+    assert engine.sizes == [[1], [2, 3, 4], [5], [6]]
+    assert engine.stats == {"requests": 6, "batches": 4, "largest_batch": 3}
+
+
+def test_a_failed_batch_reports_the_error_to_each_request() -> None:
+    class Broken(RecordingEngine):
+        def _generate(self, batch: list[GenRequest]) -> list[Generation]:
+            raise RuntimeError("out of memory")
+
+    engine = Broken()
+    try:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            engine.submit(request(1))
+    finally:
+        engine.close()
