@@ -5,12 +5,16 @@ the end), migrates it, bulk-loads the catalogue rows and the campaign's items wi
 generate_series and the real `campaign_sync_items`, marks a share of the items as
 finished (`--done`, with one accepted assignment each, so the claim has finished
 items and old assignments to ignore), runs ANALYZE and prints the claim's EXPLAIN.
-Then `--claimers` processes, each with its own connection, start together and each
-claims `--claims` times (claim timed; submit untimed, so the next claim is a new item).
+Then, once per `--pause-ms` value, `--claimers` processes (each its own connection)
+start together and each claims `--claims` times (claim timed; submit untimed, so the
+next claim is a new item), pausing that long (jittered) between claims: 0 is a closed
+loop that saturates the machine, 500 ms is closer to annotators, who work on an item
+between claims.
 
     .venv/bin/python benchmarks/claim_latency.py --items 10000 1000000 --claimers 50
 
-Prints p50/p95/p99 per size, the ratio p95(largest)/p95(smallest) and one JSON line.
+Prints p50/p95/p99 per size and pause, the ratio p95(largest)/p95(smallest) per
+pause, and one JSON line.
 Goal: p95 at 1M <= 25 ms and the ratio <= 1.5 (the claim reads an index, never scans).
 """
 
@@ -20,6 +24,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import random
 import secrets
 import sys
 import time
@@ -112,7 +117,7 @@ def _explain(campaign_id: int, user_id: int) -> str:
 
 
 def _claimer(
-    campaign_id: int, user_id: int, claims: int, start: Any, out: Any
+    campaign_id: int, user_id: int, claims: int, pause_ms: float, start: Any, out: Any
 ) -> None:  # fmt: skip
     from django.db import connections, transaction
 
@@ -124,8 +129,12 @@ def _claimer(
     user = User.objects.get(pk=user_id)
     campaign = Campaign.objects.get(pk=campaign_id)
     timings: list[float] = []
+    rng = random.Random(user_id)
     start.wait()
     for _ in range(claims):
+        if pause_ms:
+            # An annotator's time on the item, jittered so claims do not arrive in step.
+            time.sleep(rng.uniform(0.5, 1.5) * pause_ms / 1000)
         began = time.perf_counter()
         assignment = assignment_next(user=user, campaign=campaign)
         timings.append((time.perf_counter() - began) * 1000)
@@ -163,24 +172,7 @@ def _run_size(n_items: int, args: argparse.Namespace) -> dict[str, Any]:
         plan = _explain(campaign_id, user_ids[0])
         connections.close_all()
 
-        ctx = mp.get_context("fork")
-        start = ctx.Event()
-        out = ctx.Queue()
-        procs = [
-            ctx.Process(target=_claimer, args=(campaign_id, uid, args.claims, start, out))
-            for uid in user_ids
-        ]
-        for proc in procs:
-            proc.start()
-        time.sleep(1.0)  # let every process connect before the gun
-        began = time.perf_counter()
-        start.set()
-        timings: list[float] = []
-        for _ in procs:
-            timings.extend(out.get())
-        wall = time.perf_counter() - began
-        for proc in procs:
-            proc.join()
+        phases = [_phase(campaign_id, user_ids, pause, args.claims) for pause in args.pause_ms]
     finally:
         connections.close_all()
         with admin.cursor() as cur:
@@ -188,15 +180,36 @@ def _run_size(n_items: int, args: argparse.Namespace) -> dict[str, Any]:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
         admin.close()
+    return {"items": n_items, "load_s": round(load_s, 1), "plan": plan, "phases": phases}
+
+
+def _phase(campaign_id: int, user_ids: list[int], pause_ms: float, claims: int) -> dict[str, Any]:
+    """All claimers start together; each claims `claims` times, `pause_ms` apart."""
+    ctx = mp.get_context("fork")
+    start = ctx.Event()
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_claimer, args=(campaign_id, uid, claims, pause_ms, start, out))
+        for uid in user_ids
+    ]
+    for proc in procs:
+        proc.start()
+    time.sleep(1.0)  # let every process connect before the gun
+    began = time.perf_counter()
+    start.set()
+    timings: list[float] = []
+    for _ in procs:
+        timings.extend(out.get())
+    wall = time.perf_counter() - began
+    for proc in procs:
+        proc.join()
     return {
-        "items": n_items,
+        "pause_ms": pause_ms,
         "claims": len(timings),
-        "load_s": round(load_s, 1),
         "claims_per_s": round(len(timings) / wall, 1),
         "p50_ms": round(_percentile(timings, 50), 2),
         "p95_ms": round(_percentile(timings, 95), 2),
         "p99_ms": round(_percentile(timings, 99), 2),
-        "plan": plan,
     }
 
 
@@ -206,6 +219,13 @@ def main() -> None:
     parser.add_argument("--claimers", type=int, default=50)
     parser.add_argument("--claims", type=int, default=40, help="claims per claimer")
     parser.add_argument("--done", type=float, default=0.5, help="share of finished items")
+    parser.add_argument(
+        "--pause-ms",
+        type=float,
+        nargs="+",
+        default=[0.0, 500.0],
+        help="pause between one claimer's claims, one phase each (0: back to back)",
+    )
     args = parser.parse_args()
 
     results = []
@@ -214,20 +234,28 @@ def main() -> None:
         results.append(result)
         print(f"\n== {n_items} items ({result['load_s']} s to load) ==")
         print("claim plan:\n" + result["plan"])
-        print(
-            f"{result['claims']} claims by {args.claimers} claimers, "
-            f"{result['claims_per_s']} claims/s: p50 {result['p50_ms']} ms, "
-            f"p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms",
-            flush=True,
-        )
+        for phase in result["phases"]:
+            print(
+                f"pause {phase['pause_ms']:.0f} ms: {phase['claims']} claims by "
+                f"{args.claimers} claimers, {phase['claims_per_s']} claims/s: "
+                f"p50 {phase['p50_ms']} ms, p95 {phase['p95_ms']} ms, p99 {phase['p99_ms']} ms",
+                flush=True,
+            )
     summary: dict[str, Any] = {
         "claimers": args.claimers,
         "sizes": [{k: v for k, v in r.items() if k != "plan"} for r in results],
     }
     if len(results) > 1:
-        ratio = results[-1]["p95_ms"] / results[0]["p95_ms"]
-        summary["p95_ratio"] = round(ratio, 2)
-        print(f"\np95({results[-1]['items']}) / p95({results[0]['items']}) = {ratio:.2f}")
+        ratios = {}
+        for i, pause in enumerate(args.pause_ms):
+            small, large = results[0]["phases"][i], results[-1]["phases"][i]
+            ratio = large["p95_ms"] / small["p95_ms"]
+            ratios[f"pause_{pause:.0f}ms"] = round(ratio, 2)
+            print(
+                f"pause {pause:.0f} ms: p95({results[-1]['items']}) / "
+                f"p95({results[0]['items']}) = {ratio:.2f}"
+            )
+        summary["p95_ratio"] = ratios
     print(json.dumps(summary))
 
 
