@@ -42,6 +42,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PROCFILE = BASE_DIR / "Procfile"
 DEFAULT_DB_NAME = "pixmo"
 DEFAULT_PORT = 8000
+# The local OpenAI-compatible LLM (Procfile entry `llm`), started unless OPENAI_BASE_URL is set.
+LOCAL_LLM_PROCESS = "llm"
+DEFAULT_LLM_PORT = 8001
 # Unix sockets live in sun_path (108 bytes on Linux, including the terminator).
 _MAX_SOCKET_PATH = 100
 
@@ -325,7 +328,19 @@ def _child_env(services: Services, var: Path, port: int) -> dict[str, str]:
         PYTHONPATH=os.pathsep.join(p for p in [str(BASE_DIR), env.get("PYTHONPATH", "")] if p),
         PYTHONUNBUFFERED="1",
     )
+    if uses_local_llm():
+        llm_port = env.get("LLM_PORT") or str(DEFAULT_LLM_PORT)
+        env.update(LLM_PORT=llm_port, OPENAI_BASE_URL=local_llm_url(llm_port))
     return env
+
+
+def uses_local_llm() -> bool:
+    """Whether `make run` starts the local LLM server (no OPENAI_BASE_URL given)."""
+    return not os.environ.get("OPENAI_BASE_URL")
+
+
+def local_llm_url(port: str) -> str:
+    return f"http://127.0.0.1:{port}/v1"
 
 
 def manage(env: dict[str, str], *args: str, check: bool = True) -> int:
@@ -372,8 +387,9 @@ def _announce_when_ready(url: str, stop: threading.Event) -> None:
         stop.wait(0.5)
 
 
-def run_procfile(env: dict[str, str], url: str) -> int:
-    """Run every Procfile entry under honcho until a signal or a process exits.
+def run_procfile(env: dict[str, str], url: str, *, skip: frozenset[str] = frozenset()) -> int:
+    """Run every Procfile entry but those in `skip` under honcho until a signal or a
+    process exits.
 
     Returns 0 after a requested stop (SIGINT/SIGTERM), otherwise the exit code of the
     process that ended first.
@@ -384,7 +400,8 @@ def run_procfile(env: dict[str, str], url: str) -> int:
     procfile = parse_procfile(PROCFILE.read_text())
     manager = Manager()
     for name, command in procfile.processes.items():
-        manager.add_process(name, command, env=env, cwd=str(BASE_DIR))
+        if name not in skip:
+            manager.add_process(name, command, env=env, cwd=str(BASE_DIR))
     stop = threading.Event()
     threading.Thread(target=_announce_when_ready, args=(url, stop), daemon=True).start()
     try:
@@ -422,14 +439,21 @@ def up() -> int:
     try:
         with _interrupt_on_sigterm():
             services = start_services(var)
-            write_env_file(
-                var / "runtime.env",
-                {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url},
-            )
             env = _child_env(services, var, port)
+            runtime_env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
+            if uses_local_llm():
+                runtime_env["OPENAI_BASE_URL"] = env["OPENAI_BASE_URL"]
+            write_env_file(var / "runtime.env", runtime_env)
             prepare_django(env)
-        print(f"Starting web, worker and beat; the platform will answer at {url}", flush=True)
-        return run_procfile(env, url)
+        local_llm = uses_local_llm()
+        skip = frozenset() if local_llm else frozenset({LOCAL_LLM_PROCESS})
+        started = "web, worker, beat and the local LLM" if local_llm else "web, worker and beat"
+        print(
+            f"Starting {started} (LLM at {env['OPENAI_BASE_URL']}); "
+            f"the platform will answer at {url}",
+            flush=True,
+        )
+        return run_procfile(env, url, skip=skip)
     except KeyboardInterrupt:
         return 0
     finally:
