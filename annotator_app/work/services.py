@@ -235,18 +235,20 @@ def assignment_next(
     return None
 
 
-_LOCK_USER_SQL = """
-SELECT EXISTS (SELECT 1 FROM work_assignment a
-               WHERE a.annotator_id = u.id AND a.status IN ('leased', 'expired'))
-FROM accounts_user u WHERE u.id = %s FOR NO KEY UPDATE
-"""
-
-
 def _lock_user_has_turns(user: User) -> bool:
-    """Serialise "next" per user (a double click must not claim two items); in the same
-    round trip, say whether they hold any lease, live or reclaimed."""
+    """Serialise "next" per user (a double click must not claim two items), then say
+    whether they hold any lease, live or reclaimed.
+
+    Two statements on purpose: the check must run after the lock is granted, with a
+    snapshot that sees what the previous "next" of this user committed.
+    """
     with connection.cursor() as cur:
-        cur.execute(_LOCK_USER_SQL, [user.pk])
+        cur.execute("SELECT 1 FROM accounts_user WHERE id = %s FOR NO KEY UPDATE", [user.pk])
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM work_assignment WHERE annotator_id = %s"
+            " AND status IN ('leased', 'expired'))",
+            [user.pk],
+        )
         row = cur.fetchone()
     return bool(row and row[0])
 

@@ -117,3 +117,32 @@ def test_fifty_workers_drain_ten_thousand_items(overlap: int) -> None:
     assert not Assignment.objects.exclude(status=AssignmentStatus.ACCEPTED).exists()
     counters = set(WorkItem.objects.values_list("open_slots", "done_count"))
     assert counters == {(0, overlap)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_user_asking_many_times_at_once_gets_one_lease() -> None:
+    campaign = make_campaign(20, "double-click")
+    (user,) = _annotators(1)
+    got: list[int] = []
+    errors: list[BaseException] = []
+    gate = threading.Barrier(8)
+
+    def ask() -> None:
+        try:
+            gate.wait()
+            assignment = assignment_next(user=user, campaign=campaign)
+            assert assignment is not None
+            got.append(assignment.pk)
+        except BaseException as exc:  # the main thread reports it
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:3]
+    assert len(set(got)) == 1 and len(got) == 8
+    assert Assignment.objects.filter(annotator=user).count() == 1

@@ -1,0 +1,61 @@
+"""Django admin: saving a campaign syncs its items; invalid settings are refused."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from annotator_app.work.models import Campaign, WorkItem
+from tests.work.conftest import make_images
+
+pytestmark = pytest.mark.django_db
+
+
+def form(**fields: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "name": "Admin-made",
+        "kind": "cap",
+        "overlap": 2,
+        "min_seconds": 60,
+        "max_seconds": 600,
+        "label_prompts": "[]",
+        "guidelines": "",
+        "priority": 0,
+        "active": "on",
+        "lease_seconds": 600,
+    }
+    data.update(fields)
+    return data
+
+
+def test_admin_creates_a_campaign_and_its_items(cast):
+    images = make_images(3, "adm")
+    client = Client()
+    client.force_login(cast.admin)
+    response = client.post("/admin/work/campaign/add/", form(images=[i.pk for i in images[:2]]))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    campaign = Campaign.objects.get(name="Admin-made")
+    items = WorkItem.objects.filter(campaign=campaign)
+    assert sorted(items.values_list("image_id", flat=True)) == sorted(i.pk for i in images[:2])
+    assert set(items.values_list("open_slots", flat=True)) == {2}
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"kind": "points"}, "at least one label"),
+        ({"min_seconds": 900}, "must not exceed max_seconds"),
+    ],
+)
+def test_admin_refuses_invalid_settings(cast, fields, words):
+    client = Client()
+    client.force_login(cast.admin)
+    response = client.post("/admin/work/campaign/add/", form(**fields))
+    assert response.status_code == 200 and words in response.content.decode()
+    assert not Campaign.objects.exists()
+
+
+def test_annotators_cannot_open_the_admin(cast):
+    client = Client()
+    client.force_login(cast.owner)
+    assert client.get("/admin/work/campaign/").status_code == 302
