@@ -98,3 +98,11 @@ def test_sweep_reclaims_expired_leases_through_a_worker(cast):
     assert WorkItem.objects.get(pk=gone.item_id).open_slots == 1
     assert Assignment.objects.get(pk=live.pk).status == AssignmentStatus.LEASED
     assert WorkItem.objects.get(pk=live.item_id).open_slots == 0
+
+
+@pytest.mark.django_db
+def test_home_links_to_the_work_pages(cast):
+    mine = client_for(cast.owner).get("/").content.decode()
+    assert 'href="/work/history/"' in mine and "/work/dashboard/" not in mine
+    boss = client_for(cast.admin).get("/").content.decode()
+    assert 'href="/work/dashboard/"' in boss
