@@ -9,9 +9,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 
-from annotator_app.accounts.permissions import can_view_work
+from annotator_app.accounts.permissions import owns
 from annotator_app.captions.models import Recording
 from annotator_app.catalog.media_access import MediaGrant
+from annotator_app.work.selectors import can_review_campaign
 
 
 def _recordings() -> QuerySet[Recording]:
@@ -20,10 +21,17 @@ def _recordings() -> QuerySet[Recording]:
     )
 
 
+def recording_visible_to(user: Any, recording: Recording) -> bool:
+    """Its annotator, the reviewers of its campaign, and admins."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return owns(user, recording) or can_review_campaign(user, recording.campaign)
+
+
 def recording_get_visible(*, user: Any, recording_id: int) -> Recording | None:
-    """The recording when this user may see it (owner, reviewers, admins), else None."""
+    """The recording when this user may see it, else None (the API answers 404)."""
     recording = _recordings().filter(pk=recording_id).first()
-    if recording is None or not can_view_work(user, recording):
+    if recording is None or not recording_visible_to(user, recording):
         return None
     return recording
 
@@ -55,15 +63,11 @@ def recording_audio_url(*, recording: Recording, request: HttpRequest | None = N
 
 
 def recording_media_grant(user: Any, key: str) -> MediaGrant | None:
-    """Media checker for "audio/": the recording's annotator, reviewers and admins."""
+    """Media checker for "audio/": whoever may see the recording (see recording_visible_to)."""
     if not getattr(user, "is_authenticated", False):
         return None
-    recording = (
-        Recording.objects.filter(storage_key=key)
-        .only("id", "annotator_id", "mime_type", "storage_key")
-        .first()
-    )
-    if recording is None or not can_view_work(user, recording):
+    recording = Recording.objects.select_related("campaign").filter(storage_key=key).first()
+    if recording is None or not recording_visible_to(user, recording):
         return None
     extension = recording.storage_key.rsplit(".", 1)[-1]
     return MediaGrant(

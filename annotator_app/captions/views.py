@@ -46,6 +46,7 @@ def capture(request: HttpRequest) -> HttpResponse:
         "min_clock": _clock(campaign.min_seconds),
         "max_clock": _clock(campaign.max_seconds),
         "upload_url": reverse("captions-api:recordings"),
+        "heartbeat_url": reverse("work-api:heartbeat", kwargs={"assignment_id": assignment.pk}),
     }
     return render(request, "captions/capture.html", context)
 

@@ -21,6 +21,8 @@ interface RecordingOut {
 }
 
 const FINAL_STATUSES = new Set(["done", "failed", "flagged"]);
+// The lease is renewed this often while the page is open and nothing is submitted yet.
+const HEARTBEAT_MS = 60_000;
 
 export function clock(ms: number): string {
   const total = Math.floor(ms / 1000);
@@ -62,6 +64,7 @@ class CapturePage {
   private readonly minMs: number;
   private readonly maxMs: number;
   private readonly uploadUrl: string;
+  private readonly heartbeatUrl: string;
   private readonly ui;
   private phase: Phase = "idle";
   private store: TakeStore = new MemoryStore();
@@ -77,6 +80,7 @@ class CapturePage {
     this.minMs = Number(root.dataset.minSeconds) * 1000;
     this.maxMs = Number(root.dataset.maxSeconds) * 1000;
     this.uploadUrl = root.dataset.uploadUrl ?? "";
+    this.heartbeatUrl = root.dataset.heartbeatUrl ?? "";
     this.ui = {
       alert: need<HTMLElement>(root, "[data-alert]"),
       recorder: need<HTMLElement>(root, "[data-recorder]"),
@@ -120,6 +124,21 @@ class CapturePage {
     }
     await this.recover();
     this.resumeOtherUploads();
+    window.setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
+  }
+
+  /** Keep the lease while the annotator works (a long take must not lose its item). */
+  private async heartbeat(): Promise<void> {
+    if (this.phase === "submitted" || this.phase === "uploading" || !this.heartbeatUrl) {
+      return;
+    }
+    const body = new FormData();
+    body.append("active_seconds", String(this.active.seconds()));
+    try {
+      await apiFetch(this.heartbeatUrl, { method: "POST", body });
+    } catch {
+      // offline: the upload still works on an expired lease while its slot is free
+    }
   }
 
   // --- recovery -------------------------------------------------------------------------

@@ -29,6 +29,9 @@ def test_capture_page_shows_the_leased_image_questions_and_controls(
     assert f'data-assignment-id="{assignment.pk}"' in html
     assert 'data-min-seconds="4"' in html and 'data-max-seconds="8"' in html
     assert 'data-upload-url="/api/v1/captions/recordings/"' in html
+    heartbeat = f"/api/v1/work/assignments/{assignment.pk}/heartbeat/"
+    assert f'data-heartbeat-url="{heartbeat}"' in html
+    assert client.post(heartbeat, {"active_seconds": 30}).status_code == 200
     assert f'src="/media/{assignment.item.image.storage_key}"' in html
     for question in GUIDING_QUESTIONS:
         assert question in html

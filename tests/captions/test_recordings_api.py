@@ -248,3 +248,22 @@ def test_two_simultaneous_uploads_with_one_key_store_one_recording(
     assert len({pk for pk, _ in results}) == 1
     assert sorted(created for _, created in results) == [False, False, False, True]
     assert Recording.objects.count() == 1 and len(stored_files(capture_media)) == 1
+
+
+def test_a_reviewer_of_other_campaigns_neither_sees_nor_hears_it(
+    cast, api_as, capture_media: Path, client
+) -> None:
+    from annotator_app.accounts.models import Role
+    from annotator_app.accounts.services import user_ensure
+    from tests.captions.capture_helpers import cap_campaign
+
+    listed = user_ensure(username="listed", password="pw-listed-123", role=Role.REVIEWER)[0]
+    cap_campaign(tag="reviewed", reviewers=[listed])
+    assignment = lease(cast.owner)
+    body = upload(api_as(cast.owner), assignment.pk, good_audio()).json()
+    url = f"/api/v1/captions/recordings/{body['id']}/"
+    audio = body["audio_url"].removeprefix("http://testserver")
+    for user, expected in ((cast.reviewer, 404), (listed, 200), (cast.admin, 200)):
+        assert api_as(user).get(url).status_code == expected, user
+        client.force_login(user)
+        assert client.get(audio).status_code == expected, user
