@@ -267,3 +267,32 @@ def test_a_reviewer_of_other_campaigns_neither_sees_nor_hears_it(
         assert api_as(user).get(url).status_code == expected, user
         client.force_login(user)
         assert client.get(audio).status_code == expected, user
+
+
+def test_an_expired_lease_still_takes_its_recording_unless_the_item_went_to_others(
+    cast, api_as, capture_media: Path
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotator_app.work.models import Assignment
+    from annotator_app.work.services import assignments_reclaim_expired
+    from tests.captions.capture_helpers import cap_campaign
+
+    campaign = cap_campaign(n_images=1, tag="slow")
+    slow = lease(cast.owner)
+    later = timezone.now() + timedelta(seconds=campaign.lease_seconds + 5)
+    assert assignments_reclaim_expired(campaign=campaign, now=later) == 1
+    response = upload(api_as(cast.owner), slow.pk, good_audio())
+    assert response.status_code == 201  # a slow annotator's words are not lost
+    assert Assignment.objects.get(pk=slow.pk).status == AssignmentStatus.SUBMITTED
+
+    # The same again, but someone else took the freed slot first: 409, nothing kept.
+    campaign_two = cap_campaign(n_images=1, tag="taken")
+    slow_two = lease(cast.owner)
+    assert assignments_reclaim_expired(campaign=campaign_two, now=later) == 1
+    assert lease(cast.other).item_id == slow_two.item_id
+    refused = upload(api_as(cast.owner), slow_two.pk, good_audio())
+    assert refused.status_code == 409 and "other annotators" in refused.json()["detail"]
+    assert Recording.objects.count() == 1 and len(stored_files(capture_media)) == 1
