@@ -211,3 +211,25 @@ def test_admin_lists_failures_and_only_admins_reprocess(db, cast, client) -> Non
     )
     failed.refresh_from_db()
     assert failed.status == RecordingStatus.FAILED
+
+
+def test_beat_runs_the_sweeper_and_stages_route_to_their_queues(db, enqueued) -> None:
+    from django.conf import settings
+
+    from annotator_app.captions import tasks
+    from annotator_app.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["captions-pipeline-sweep"]
+    assert entry["task"] == tasks.pipeline_sweep.name
+    assert entry["task"] in app.tasks
+    queues = {
+        name: app.amqp.router.route({}, name)["queue"].name
+        for name in (tasks.transcribe_recording.name, tasks.clean_recording.name,
+                     tasks.summarize_image.name, tasks.pipeline_sweep.name)
+    }  # fmt: skip
+    assert list(queues.values()) == ["asr", "llm", "llm", "default"]
+    for task in (tasks.transcribe_recording, tasks.clean_recording, tasks.summarize_image):
+        assert task.acks_late and task.reject_on_worker_lost and task.time_limit
+
+    # The beat task itself: a sweep over nothing reports nothing.
+    assert tasks.pipeline_sweep() == "requeued 0, reset 0, gave up 0"
