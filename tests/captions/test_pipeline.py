@@ -237,3 +237,79 @@ def test_concurrent_completion_of_the_last_captions_triggers_one_summary(monkeyp
     assert summaries.count() == 4
     assert sorted(enqueued) == sorted(summaries.values_list("id", flat=True))
     assert set(summaries.values_list("status", flat=True)) == {SummaryStatus.PENDING}
+
+
+def _summary_with_captions(text: str = "A dog on a mat.") -> ImageSummary:
+    _, (item,) = make_campaign(overlap=2)
+    for _ in range(2):
+        rec = make_recording(item, status=RecordingStatus.DONE)
+        t = Transcript.objects.create(recording=rec, text=text, model_name="t")
+        CleanedCaption.objects.create(
+            transcript=t, rule_text=text, text=text, prompt_version="v", model_name="m"
+        )
+    return ImageSummary.objects.create(campaign=item.campaign, image=item.image)
+
+
+def test_summary_is_written_once_from_the_counted_captions(db, fake_llm, fake_llm_settings):
+    from tests.llm_fixtures import reply
+
+    summary = _summary_with_captions()
+    fake_llm.push(reply("A dog lies on a mat."))
+
+    outcome = pipeline.summary_run(summary_id=summary.id, client=pipeline.llm_client())
+
+    summary.refresh_from_db()
+    assert summary.status == SummaryStatus.DONE, outcome
+    assert summary.text == "A dog lies on a mat."
+    assert summary.prompt_version and summary.model_name
+    assert summary.sources.count() == 2
+    again = pipeline.summary_run(summary_id=summary.id, client=pipeline.llm_client())
+    assert "skipped" in again
+    assert len(fake_llm.requests) == 1
+
+
+def test_invalid_summary_fails_with_reasons_and_outage_hands_it_back(
+    db, fake_llm, fake_llm_settings
+):
+    from tests.llm_fixtures import fail, reply
+
+    invalid = _summary_with_captions()
+    fake_llm.push(reply(""), reply(""))
+    pipeline.summary_run(summary_id=invalid.id, client=pipeline.llm_client())
+    invalid.refresh_from_db()
+    assert invalid.status == SummaryStatus.FAILED
+    assert invalid.failure_reason.startswith("summary: attempt 1:")
+
+    down = _summary_with_captions()
+    fake_llm.push(*[fail(503) for _ in range(fake_llm_settings.LLM_MAX_RETRIES + 1)])
+    with pytest.raises(pipeline.StageUnavailable, match="503"):
+        pipeline.summary_run(summary_id=down.id, client=pipeline.llm_client())
+    down.refresh_from_db()
+    # Back to pending for the task's retry; nothing written.
+    assert down.status == SummaryStatus.PENDING and down.text == ""
+
+
+def test_clean_stage_stores_fallbacks_flagged_and_hands_back_on_outage(
+    db, fake_llm, fake_llm_settings, enqueued
+):
+    from tests.llm_fixtures import fail, reply
+
+    _, (item,) = make_campaign(overlap=1)
+    rec = _transcribed(item, status=RecordingStatus.TRANSCRIBED)
+    # An empty answer, then one that drops most of the content: rules win, flagged.
+    fake_llm.push(reply(""), reply("A wall."))
+    pipeline.recording_clean(recording_id=rec.id, client=pipeline.llm_client())
+    rec.refresh_from_db()
+    assert rec.status == RecordingStatus.DONE
+    cleaned = rec.transcript.cleaned
+    assert cleaned.used_fallback and cleaned.flagged and cleaned.flag_reasons
+    assert cleaned.text == cleaned.rule_text
+    assert rec.transcript.text == "a red bicycle uh by a wall"  # the raw text stays
+
+    down = _transcribed(item, status=RecordingStatus.TRANSCRIBED)
+    fake_llm.push(*[fail(500) for _ in range(fake_llm_settings.LLM_MAX_RETRIES + 1)])
+    with pytest.raises(pipeline.StageUnavailable, match="500"):
+        pipeline.recording_clean(recording_id=down.id, client=pipeline.llm_client())
+    down.refresh_from_db()
+    assert down.status == RecordingStatus.TRANSCRIBED
+    assert not CleanedCaption.objects.filter(transcript__recording=down).exists()
