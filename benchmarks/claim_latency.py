@@ -5,8 +5,9 @@ the end), migrates it, bulk-loads the catalogue rows and the campaign's items wi
 generate_series and the real `campaign_sync_items`, marks a share of the items as
 finished (`--done`, with one accepted assignment each, so the claim has finished
 items and old assignments to ignore), runs ANALYZE and prints the claim's EXPLAIN.
-Then, once per `--pause-ms` value, `--claimers` processes (each its own connection)
-start together and each claims `--claims` times (claim timed; submit untimed, so the
+Then, for `--rounds` rounds, each size in turn (so drifting background load falls on
+all sizes alike) and once per `--pause-ms` value, `--claimers` processes (each its own
+connection) start together and each claims `--claims` times (claim timed; submit untimed, so the
 next claim is a new item), pausing that long (jittered) between claims: 0 is a closed
 loop that saturates the machine, 500 ms is closer to annotators, who work on an item
 between claims.
@@ -36,6 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator_app.settings.test")
 BASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pixmo")
+# Django starts on a throw-away name; each size switches to its own scratch database.
+os.environ["DATABASE_URL"] = urlunsplit(urlsplit(BASE_URL)._replace(path="/pixmo_bench_none"))
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -146,44 +149,38 @@ def _claimer(
     out.put(timings)
 
 
-def _run_size(n_items: int, args: argparse.Namespace) -> dict[str, Any]:
-    import django
-    from django.core.management import call_command
+def _use(name: str) -> None:
+    """Point Django's default connection at scratch database `name`."""
+    from django.conf import settings
     from django.db import connections
+
+    connections.close_all()
+    settings.DATABASES["default"]["NAME"] = name
+
+
+def _prepare(n_items: int, args: argparse.Namespace, admin: Any) -> dict[str, Any]:
+    """A new scratch database holding `n_items` items; returns what the phases need."""
+    from django.core.management import call_command
     from psycopg2 import sql
 
-    from annotator_app.runtime import maintenance_connection
-
     name = f"pixmo_bench_{secrets.token_hex(4)}"
-    admin = maintenance_connection(BASE_URL)
     with admin.cursor() as cur:
         cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    os.environ["DATABASE_URL"] = urlunsplit(urlsplit(BASE_URL)._replace(path=f"/{name}"))
-    try:
-        django.setup()
-        from django.conf import settings
-
-        settings.DATABASES["default"]["NAME"] = name
-        connections.close_all()
-        began = time.perf_counter()
-        call_command("migrate", verbosity=0)
-        campaign_id, user_ids = _load(n_items, args.done, args.claimers)
-        load_s = time.perf_counter() - began
-        plan = _explain(campaign_id, user_ids[0])
-        connections.close_all()
-
-        phases = [_phase(campaign_id, user_ids, pause, args.claims) for pause in args.pause_ms]
-    finally:
-        connections.close_all()
-        with admin.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        admin.close()
-    return {"items": n_items, "load_s": round(load_s, 1), "plan": plan, "phases": phases}
+    _use(name)
+    began = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    campaign_id, user_ids = _load(n_items, args.done, args.claimers)
+    return {
+        "items": n_items,
+        "db": name,
+        "campaign_id": campaign_id,
+        "user_ids": user_ids,
+        "load_s": round(time.perf_counter() - began, 1),
+        "plan": _explain(campaign_id, user_ids[0]),
+    }
 
 
-def _phase(campaign_id: int, user_ids: list[int], pause_ms: float, claims: int) -> dict[str, Any]:
+def _phase(campaign_id: int, user_ids: list[int], pause_ms: float, claims: int) -> list[float]:
     """All claimers start together; each claims `claims` times, `pause_ms` apart."""
     ctx = mp.get_context("fork")
     start = ctx.Event()
@@ -195,18 +192,18 @@ def _phase(campaign_id: int, user_ids: list[int], pause_ms: float, claims: int) 
     for proc in procs:
         proc.start()
     time.sleep(1.0)  # let every process connect before the gun
-    began = time.perf_counter()
     start.set()
     timings: list[float] = []
     for _ in procs:
         timings.extend(out.get())
-    wall = time.perf_counter() - began
     for proc in procs:
         proc.join()
+    return timings
+
+
+def _figures(timings: list[float]) -> dict[str, Any]:
     return {
-        "pause_ms": pause_ms,
         "claims": len(timings),
-        "claims_per_s": round(len(timings) / wall, 1),
         "p50_ms": round(_percentile(timings, 50), 2),
         "p95_ms": round(_percentile(timings, 95), 2),
         "p99_ms": round(_percentile(timings, 99), 2),
@@ -217,7 +214,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--claimers", type=int, default=50)
-    parser.add_argument("--claims", type=int, default=40, help="claims per claimer")
+    parser.add_argument("--claims", type=int, default=20, help="claims per claimer and phase")
+    parser.add_argument("--rounds", type=int, default=3, help="phases per size and pause")
     parser.add_argument("--done", type=float, default=0.5, help="share of finished items")
     parser.add_argument(
         "--pause-ms",
@@ -228,34 +226,61 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    results = []
-    for n_items in args.items:
-        result = _run_size(n_items, args)
-        results.append(result)
-        print(f"\n== {n_items} items ({result['load_s']} s to load) ==")
-        print("claim plan:\n" + result["plan"])
-        for phase in result["phases"]:
+    import django
+    from psycopg2 import sql
+
+    from annotator_app.runtime import maintenance_connection
+
+    django.setup()
+    admin = maintenance_connection(BASE_URL)
+    sizes: list[dict[str, Any]] = []
+    try:
+        for n_items in args.items:
+            size = _prepare(n_items, args, admin)
+            sizes.append(size)
+            print(f"\n== {n_items} items ({size['load_s']} s to load) ==\nclaim plan:")
+            print(size["plan"], flush=True)
+        # Sizes take turns, round after round, so drifting background load on a shared
+        # machine falls on every size alike.
+        timings: dict[tuple[int, float], list[float]] = {}
+        for _ in range(args.rounds):
+            for pause in args.pause_ms:
+                for size in sizes:
+                    _use(size["db"])
+                    got = _phase(size["campaign_id"], size["user_ids"], pause, args.claims)
+                    timings.setdefault((size["items"], pause), []).extend(got)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        with admin.cursor() as cur:
+            for size in sizes:
+                cur.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(size["db"])
+                    )
+                )
+        admin.close()
+
+    summary: dict[str, Any] = {"claimers": args.claimers, "rounds": args.rounds, "results": []}
+    print()
+    for pause in args.pause_ms:
+        for size in sizes:
+            figures = _figures(timings[(size["items"], pause)])
+            summary["results"].append({"items": size["items"], "pause_ms": pause, **figures})
             print(
-                f"pause {phase['pause_ms']:.0f} ms: {phase['claims']} claims by "
-                f"{args.claimers} claimers, {phase['claims_per_s']} claims/s: "
-                f"p50 {phase['p50_ms']} ms, p95 {phase['p95_ms']} ms, p99 {phase['p99_ms']} ms",
-                flush=True,
+                f"{size['items']:>9} items, pause {pause:>4.0f} ms: {figures['claims']} claims "
+                f"by {args.claimers} claimers: p50 {figures['p50_ms']} ms, "
+                f"p95 {figures['p95_ms']} ms, p99 {figures['p99_ms']} ms"
             )
-    summary: dict[str, Any] = {
-        "claimers": args.claimers,
-        "sizes": [{k: v for k, v in r.items() if k != "plan"} for r in results],
-    }
-    if len(results) > 1:
-        ratios = {}
-        for i, pause in enumerate(args.pause_ms):
-            small, large = results[0]["phases"][i], results[-1]["phases"][i]
-            ratio = large["p95_ms"] / small["p95_ms"]
-            ratios[f"pause_{pause:.0f}ms"] = round(ratio, 2)
+        if len(sizes) > 1:
+            small = _figures(timings[(sizes[0]["items"], pause)])["p95_ms"]
+            large = _figures(timings[(sizes[-1]["items"], pause)])["p95_ms"]
+            summary[f"p95_ratio_pause_{pause:.0f}ms"] = round(large / small, 2)
             print(
-                f"pause {pause:.0f} ms: p95({results[-1]['items']}) / "
-                f"p95({results[0]['items']}) = {ratio:.2f}"
+                f"pause {pause:.0f} ms: p95({sizes[-1]['items']}) / p95({sizes[0]['items']})"
+                f" = {large / small:.2f}"
             )
-        summary["p95_ratio"] = ratios
     print(json.dumps(summary))
 
 

@@ -211,6 +211,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "AssignmentStatusEnum": "annotator_app.work.models.AssignmentStatus.choices",
+    },
 }
 
 # --- security headers -------------------------------------------------------------------
