@@ -23,6 +23,7 @@ interface RecordingOut {
 const FINAL_STATUSES = new Set(["done", "failed", "flagged"]);
 // The lease is renewed this often while the page is open and nothing is submitted yet.
 const HEARTBEAT_MS = 60_000;
+const STALE_TAKE_MS = 14 * 24 * 3600 * 1000;
 
 export function clock(ms: number): string {
   const total = Math.floor(ms / 1000);
@@ -168,11 +169,18 @@ class CapturePage {
     }
   }
 
-  /** Uploads of earlier items that never got their answer: finish them quietly. */
+  /** Uploads of earlier items that never got their answer: finish them quietly. Takes
+   * of other items never submitted are kept a while (the item may come back to this
+   * annotator), then dropped. */
   private resumeOtherUploads(): void {
     void this.store.sessions().then((all) => {
       for (const take of all) {
-        if (take.assignmentId !== this.assignmentId && take.state === "uploading") {
+        if (take.assignmentId === this.assignmentId) {
+          continue;
+        }
+        if (take.state !== "uploading" && Date.now() - take.startedAt > STALE_TAKE_MS) {
+          void this.store.deleteSession(take.sessionId);
+        } else if (take.state === "uploading") {
           this.upload(take)
             .then(() => this.store.deleteSession(take.sessionId))
             .catch((error: unknown) => console.warn("earlier recording not uploaded:", error));

@@ -190,7 +190,7 @@ def test_record_past_the_minimum_submit_and_follow_the_status(
     _clean(page, [p for p in problems if "ERR_CONNECTION_RESET" not in p])
 
 
-def test_a_reload_mid_recording_keeps_the_audio(
+def test_a_reload_mid_recording_or_a_dropped_network_keeps_the_audio(
     mic_browser, open_page, cast, speech_wav: Path
 ) -> None:
     from playwright.sync_api import expect
@@ -207,12 +207,19 @@ def test_a_reload_mid_recording_keeps_the_audio(
     expect(page.get_by_text("Recovered")).to_contain_text("s of audio")
     submit = page.get_by_role("button", name="Submit description")
     expect(submit).to_be_enabled()
+    # Fault injection: the network is down when Submit is pressed ...
+    page.route("**/api/v1/captions/recordings/", lambda route: route.abort("internetdisconnected"))
     submit.click()
+    expect(page.get_by_role("status")).to_contain_text("Upload attempt 1 failed", timeout=WAIT_MS)
+    assert Recording.objects.count() == 0 and _stored_takes(page) > 0
+    # ... and the annotator gives up and reloads once it is back: the upload resumes.
+    page.unroute("**/api/v1/captions/recordings/")
+    page.reload()
     expect(page.get_by_role("status")).to_contain_text("Processing status: Stored", timeout=WAIT_MS)
     recording = Recording.objects.get()
     assert recording.duration_seconds >= 4.0
     assert _stored_takes(page) == 0
-    _clean(page, problems)
+    _clean(page, [p for p in problems if "ERR_INTERNET_DISCONNECTED" not in p])
 
 
 def test_a_too_short_recording_is_refused_by_the_page_and_the_api(
