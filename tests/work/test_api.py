@@ -266,3 +266,25 @@ def test_only_admins_create_or_edit(cast, campaign, api_as):
         )
         assert edited.status_code in (401, 403)
     assert Campaign.objects.count() == 1 and Campaign.objects.get().priority == 0
+
+
+def test_reviewer_not_listed_on_a_campaign_sees_nothing_of_it(cast, submitted, api_as):
+    from annotator_app.accounts.models import User
+
+    listed = User.objects.create_user("rev-listed", password="pw-listed-123", role="reviewer")
+    campaign = Campaign.objects.get(pk=submitted.item.campaign_id)
+    campaign.reviewers.set([listed])
+    cid = campaign.pk
+    unlisted = api_as(cast.reviewer)
+    for url in (
+        f"{API}/campaigns/{cid}/review-queue/",
+        f"{API}/campaigns/{cid}/progress/",
+        f"{API}/assignments/{submitted.pk}/",
+    ):
+        assert unlisted.get(url).status_code == 404, url
+        assert api_as(listed).get(url).status_code == 200, url
+    bulk = unlisted.post(
+        f"{API}/campaigns/{cid}/accept-bulk/", {"assignment_ids": [submitted.pk]}, format="json"
+    )
+    assert bulk.status_code == 404
+    assert Assignment.objects.get(pk=submitted.pk).status == AssignmentStatus.SUBMITTED
