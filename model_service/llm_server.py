@@ -251,55 +251,80 @@ class BatchingEngine:
                 request.done.set()
 
     def _generate(self, batch: list[GenRequest]) -> list[Generation]:
+        """Greedy or sampled decoding of a left-padded batch with a KV cache.
+
+        A plain loop over the model's forward: transformers' `generate` spends more time
+        in its per-step bookkeeping than this small model spends computing.
+        """
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
 
         lm = self.loaded
-        width = max(len(r.prompt_ids) for r in batch)
+        rows, width = len(batch), max(len(r.prompt_ids) for r in batch)
         # Left padding keeps every prompt's last token in the last column.
-        ids = torch.full((len(batch), width), lm.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        ids = torch.full((rows, width), lm.pad_id, dtype=torch.long)
+        mask = torch.zeros((rows, width), dtype=torch.long)
         for row, request in enumerate(batch):
             n = len(request.prompt_ids)
             ids[row, width - n :] = torch.tensor(request.prompt_ids, dtype=torch.long)
             mask[row, width - n :] = 1
-        limits = torch.tensor([r.max_tokens for r in batch], dtype=torch.long)
-
-        class RowLimit(StoppingCriteria):
-            """Each row stops at its own max_tokens (generate stops when all rows do)."""
-
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return (input_ids.shape[1] - width) >= limits.to(input_ids.device)
-
-        first = batch[0]
-        sampling: dict[str, Any] = {"do_sample": False}
-        if first.temperature > 0:
-            sampling = {"do_sample": True, "temperature": first.temperature, "top_p": first.top_p}
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        new_ids: list[list[int]] = [[] for _ in batch]
+        finish = [""] * rows
+        cache = None
         with torch.inference_mode():
-            out = lm.model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                max_new_tokens=int(limits.max()),
-                pad_token_id=lm.pad_id,
-                eos_token_id=sorted(lm.eos_ids),
-                stopping_criteria=StoppingCriteriaList([RowLimit()]),
-                top_k=None,
-                **sampling,
-            )
-        return [self._finish(r, out[row, width:].tolist()) for row, r in enumerate(batch)]
+            for _ in range(max(r.max_tokens for r in batch)):
+                extra: dict[str, Any] = {} if cache is None else {"cache": cache}
+                out = lm.model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    use_cache=True,
+                    logits_to_keep=1,
+                    **extra,
+                )
+                cache = out.past_key_values
+                chosen = _pick(out.logits[:, -1, :].float(), batch[0])  # (rows,)
+                for row, token in enumerate(chosen.tolist()):
+                    if finish[row]:
+                        continue
+                    if token in lm.eos_ids:
+                        finish[row] = "stop"
+                        continue
+                    new_ids[row].append(token)
+                    if len(new_ids[row]) >= batch[row].max_tokens:
+                        finish[row] = "length"
+                if all(finish):
+                    break
+                ids = chosen[:, None]
+                mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype)], dim=1)
+                positions = positions[:, -1:] + 1
+        return [
+            self._finish(request, new_ids[row], finish[row] or "length")
+            for row, request in enumerate(batch)
+        ]
 
-    def _finish(self, request: GenRequest, new_ids: list[int]) -> Generation:
-        new_ids = new_ids[: request.max_tokens]
-        finish = "length"
-        for i, token in enumerate(new_ids):
-            if token in self.loaded.eos_ids:
-                new_ids, finish = new_ids[:i], "stop"
-                break
+    def _finish(self, request: GenRequest, new_ids: list[int], finish: str) -> Generation:
         text = str(self.loaded.tokenizer.decode(new_ids, skip_special_tokens=True))
         cuts = [text.find(s) for s in request.stop if s and s in text]
         if cuts:
             text, finish = text[: min(cuts)], "stop"
         return Generation(text, len(request.prompt_ids), len(new_ids), finish)
+
+
+def _pick(logits: Any, request: GenRequest) -> Any:
+    """Next token per row: argmax at temperature 0, else nucleus sampling."""
+    import torch
+
+    if request.temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / request.temperature, dim=-1)
+    if request.top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p (always the first token).
+        drop = sorted_probs.cumsum(-1) - sorted_probs > request.top_p
+        sorted_probs[drop] = 0.0
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return torch.multinomial(probs, 1).squeeze(-1)
 
 
 # --- request parsing --------------------------------------------------------------------

@@ -62,6 +62,22 @@ def test_models_health_and_chat_completion_shape(local_llm: str) -> None:
 
 
 @pytest.mark.slow
+def test_sampling_and_stop_strings(local_llm: str) -> None:
+    body = chat_body("Count from one to ten.", temperature=0.9, top_p=0.9, max_tokens=6)
+    status, out = call(f"{local_llm}/chat/completions", body)
+    assert status == 200 and 0 < out["usage"]["completion_tokens"] <= 6
+    greedy = chat_body("Count from one to ten.", max_tokens=12)
+    text = call(f"{local_llm}/chat/completions", greedy)[1]["choices"][0]["message"]["content"]
+    stop = text.strip()[len(text.strip()) // 2]
+    cut = call(
+        f"{local_llm}/chat/completions",
+        chat_body("Count from one to ten.", max_tokens=12, stop=[stop]),
+    )[1]
+    assert cut["choices"][0]["message"]["content"] == text[: text.find(stop)]
+    assert cut["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.slow
 def test_greedy_answers_are_deterministic(local_llm: str) -> None:
     body = chat_body("Describe a red car in one sentence.")
     first = call(f"{local_llm}/chat/completions", body)[1]["choices"][0]["message"]["content"]
