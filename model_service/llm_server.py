@@ -117,8 +117,17 @@ def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
             raise FileNotFoundError(f"--model {model}: no such file or folder")
     key = f"{gguf.stem}-{gguf.stat().st_size}-f16-{CACHE_FORMAT}"
     target = cache_dir / key
-    if not (target / "model.safetensors").exists():
+    if (target / "model.safetensors").exists():
+        return target
+    try:
         _convert_gguf(gguf, target)
+    except PermissionError as exc:
+        # A read-only cache folder: convert into a temporary one (slow starts, still works).
+        fallback = Path(tempfile.gettempdir()) / "pixmo-llm-cache" / key
+        log.warning("cannot write %s (%s); using %s", cache_dir, exc, fallback)
+        if not (fallback / "model.safetensors").exists():
+            _convert_gguf(gguf, fallback)
+        return fallback
     return target
 
 

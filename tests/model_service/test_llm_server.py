@@ -8,11 +8,19 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from model_service.llm_server import BatchingEngine, Generation, GenRequest, LoadedModel
+from model_service.llm_server import (
+    CACHE_FORMAT,
+    BatchingEngine,
+    Generation,
+    GenRequest,
+    LoadedModel,
+    resolve_model_dir,
+)
 from pipelines.llm import LLMClient, LLMError
 from tests.llm_fixtures import LOCAL_MODEL_NAME
 
@@ -200,3 +208,22 @@ def test_a_failed_batch_reports_the_error_to_each_request() -> None:
             engine.submit(request(1))
     finally:
         engine.close()
+
+
+# --- model resolution ---------------------------------------------------------------------
+
+
+def test_model_folders_are_used_as_they_are(tmp_path: Path) -> None:
+    assert resolve_model_dir(str(tmp_path), tmp_path / "cache") == tmp_path
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        resolve_model_dir(str(tmp_path / "missing.gguf"), tmp_path / "cache")
+
+
+def test_a_cached_conversion_is_reused(tmp_path: Path) -> None:
+    gguf = tmp_path / "Tiny.Q4.gguf"
+    gguf.write_bytes(b"x" * 10)
+    cached = tmp_path / "cache" / f"Tiny.Q4-10-f16-{CACHE_FORMAT}"
+    cached.mkdir(parents=True)
+    (cached / "model.safetensors").write_bytes(b"")
+    # The fake GGUF file would fail to convert: reaching it would raise.
+    assert resolve_model_dir(str(gguf), tmp_path / "cache") == cached
