@@ -16,6 +16,7 @@ from django.core.files.storage import default_storage
 from annotator_app.accounts.models import Role, User
 from annotator_app.captions.models import Recording, RecordingStatus
 from annotator_app.catalog.models import Image
+from annotator_app.celery import QUEUE_NAMES, app
 from annotator_app.work.models import Assignment, AssignmentStatus, Campaign, WorkItem
 from tests.captions.audio_fixtures import espeak_wav
 
@@ -142,3 +143,10 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> N
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def purge_queues() -> None:
+    """Empty the pipeline queues (and unacked messages) of the test broker."""
+    with app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        client.delete(*QUEUE_NAMES, "unacked", "unacked_index")

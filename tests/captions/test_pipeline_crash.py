@@ -19,10 +19,10 @@ from django.conf import settings
 
 from annotator_app.captions import pipeline
 from annotator_app.captions.models import Recording, RecordingStatus, Transcript
-from annotator_app.celery import QUEUE_NAMES, app
 from tests.captions.pipeline_helpers import (
     make_campaign,
     make_recording,
+    purge_queues,
     speech_bytes,
     wait_until,
     words_of,
@@ -30,12 +30,6 @@ from tests.captions.pipeline_helpers import (
 
 VISIBILITY_TIMEOUT = 4
 CELERY = str(Path(sys.executable).with_name("celery"))
-
-
-def purge_queues() -> None:
-    with app.connection_for_write() as conn:
-        client = conn.default_channel.client
-        client.delete(*QUEUE_NAMES, "unacked", "unacked_index")
 
 
 def worker_env(tmp_path: Path) -> dict[str, str]:

@@ -28,11 +28,11 @@ from tests.captions.pipeline_helpers import (
     KEY_WORDS,
     make_campaign,
     make_recording,
+    purge_queues,
     speech_bytes,
     wait_until,
     words_of,
 )
-from tests.captions.test_pipeline_crash import purge_queues
 from tests.llm_fixtures import fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
