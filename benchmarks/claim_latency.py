@@ -169,7 +169,12 @@ def _prepare(n_items: int, args: argparse.Namespace, admin: Any) -> dict[str, An
     _use(name)
     began = time.perf_counter()
     call_command("migrate", verbosity=0)
-    campaign_id, user_ids = _load(n_items, args.done, args.claimers)
+    # Every phase must find open items: finish fewer when the size is small.
+    claims = args.claimers * args.claims * args.rounds * len(args.pause_ms)
+    done = min(args.done, max(0.0, 1 - 1.2 * claims / n_items))
+    if done < args.done:
+        print(f"{n_items} items: {done:.0%} finished (not {args.done:.0%}) to leave enough open")
+    campaign_id, user_ids = _load(n_items, done, args.claimers)
     return {
         "items": n_items,
         "db": name,
@@ -214,7 +219,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--claimers", type=int, default=50)
-    parser.add_argument("--claims", type=int, default=20, help="claims per claimer and phase")
+    parser.add_argument("--claims", type=int, default=10, help="claims per claimer and phase")
     parser.add_argument("--rounds", type=int, default=3, help="phases per size and pause")
     parser.add_argument("--done", type=float, default=0.5, help="share of finished items")
     parser.add_argument(
