@@ -313,3 +313,21 @@ def test_clean_stage_stores_fallbacks_flagged_and_hands_back_on_outage(
     down.refresh_from_db()
     assert down.status == RecordingStatus.TRANSCRIBED
     assert not CleanedCaption.objects.filter(transcript__recording=down).exists()
+
+
+def test_clean_stage_timeouts_hand_the_recording_back_for_a_retry(
+    db, fake_llm, fake_llm_settings, enqueued
+):
+    from tests.llm_fixtures import hang
+
+    _, (item,) = make_campaign(overlap=1)
+    rec = _transcribed(item, status=RecordingStatus.TRANSCRIBED)
+    fake_llm.push(*[hang(3) for _ in range(fake_llm_settings.LLM_MAX_RETRIES + 1)])
+
+    with pytest.raises(pipeline.StageUnavailable, match="timed out"):
+        pipeline.recording_clean(recording_id=rec.id, client=pipeline.llm_client())
+
+    rec.refresh_from_db()
+    assert rec.status == RecordingStatus.TRANSCRIBED
+    assert rec.attempts == 1  # this run counted; the task's retry claims it again
+    assert not CleanedCaption.objects.filter(transcript__recording=rec).exists()
