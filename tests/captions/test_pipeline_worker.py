@@ -121,3 +121,24 @@ def test_llm_outage_retries_then_fails_with_the_reason_and_reprocess_recovers(
 
     cleaned = CleanedCaption.objects.get(transcript__recording=rec)
     assert "bicycle" in cleaned.text and not cleaned.used_fallback
+
+
+def test_an_upload_through_the_api_reaches_the_asr_worker(cast, api_as) -> None:
+    from tests.captions.audio_fixtures import speech_webm
+    from tests.captions.capture_helpers import cap_campaign, lease, upload
+
+    cap_campaign(n_images=1)
+    assignment = lease(cast.owner)
+
+    with worker(queues="asr"):
+        response = upload(api_as(cast.owner), assignment.id, speech_webm(6))
+        assert response.status_code == 201, response.content
+        rec = Recording.objects.get(assignment=assignment)
+        wait_until(
+            lambda: status_of(rec) == RecordingStatus.TRANSCRIBED,
+            timeout=120,
+            what="the uploaded recording to be transcribed",
+        )
+
+    rec.refresh_from_db()
+    assert {"bicycle", "brick"} <= words_of(rec.transcript.text)
