@@ -187,6 +187,15 @@ def test_admin_lists_failures_and_only_admins_reprocess(db, cast, client) -> Non
     page = response.content.decode()
     assert "asr: audio file missing" in page
     assert f'value="{ok.id}"' not in page
+    for url in (
+        "/admin/captions/recording/?q=missing",
+        f"/admin/captions/recording/?q={failed.id}",
+        "/admin/captions/recording/?problem=fallback",
+        "/admin/captions/transcript/",
+        "/admin/captions/cleanedcaption/",
+        "/admin/captions/imagesummary/",
+    ):
+        assert client.get(url).status_code == 200, url
 
     response = client.post(
         "/admin/captions/recording/",
