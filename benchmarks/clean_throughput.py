@@ -1,6 +1,6 @@
 """Clean-stage throughput: N transcripts cleaned one after another vs K at a time.
 
-    .venv/bin/python benchmarks/clean_throughput.py --n 8 --concurrency 4
+    .venv/bin/python benchmarks/clean_throughput.py --n 8 --concurrency 4 [--abba]
 
 Without OPENAI_BASE_URL (or --base-url) it starts the local server
 (`python -m model_service.llm_server`) on a free port and stops it afterwards. Prints
@@ -126,6 +126,9 @@ def main() -> None:
     parser.add_argument("--model", default=os.environ.get("LLM_MODEL", "SmolLM2-135M-Instruct"))
     parser.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", "local"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--abba", action="store_true", help="run sequential, concurrent, concurrent, sequential"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     texts = [transcript(rng, args.sentences) for _ in range(args.n)]
@@ -136,17 +139,17 @@ def main() -> None:
         # One untimed call so that neither run pays the first request's warm-up.
         warm = CountingClient(base_url, args.api_key, args.model, 600.0)
         warm.chat([{"role": "user", "content": "Say ok."}], max_tokens=2)
-        timings = {}
-        for label, workers in (
-            ("sequential", 1),
-            (f"concurrent x{args.concurrency}", args.concurrency),
-        ):
+        modes = [("sequential", 1), (f"concurrent x{args.concurrency}", args.concurrency)]
+        # ABBA order: a machine whose load drifts during the run favours neither mode.
+        order = (modes + modes[::-1]) if args.abba else modes
+        seconds: dict[str, float] = {}
+        for label, workers in order:
             client = CountingClient(base_url, args.api_key, args.model, 600.0)
-            seconds, results = run(client, texts, workers)
-            report(label, seconds, client.completion_tokens, results)
-            timings[label] = seconds
-        seq, conc = timings.values()
-        print(f"speedup {seq / conc:.2f}x")
+            took, results = run(client, texts, workers)
+            report(label, took, client.completion_tokens, results)
+            seconds[label] = seconds.get(label, 0.0) + took
+        seq, conc = (seconds[label] for label, _ in modes)
+        print(f"speedup {seq / conc:.2f}x (total sequential {seq:.1f} s, concurrent {conc:.1f} s)")
         health = base_url.removesuffix("/v1") + "/health"
         try:
             with urllib.request.urlopen(health, timeout=5) as response:  # noqa: S310 - http(s) base URL
