@@ -76,7 +76,8 @@ _LIKE_QUANTITY_RE = re.compile(
     re.IGNORECASE,
 )
 _OPENER_RE = re.compile(
-    r"(^\s*|[.!?]\s+)(?:(?:so|okay|ok|alright|all right|yeah|and so)\b,?|"
+    r"(^\s*|[.!?]\s+)(?:(?:okay|ok|alright|all right|yeah)\b,?|(?:and )?so\b(?:,|"
+    r"(?=\s+(?:this|there|the|it|i|here|we|in|on|that|a|an)\b))|"
     r"(?:well|right|basically|actually|now),)\s*",
     re.IGNORECASE,
 )

@@ -68,6 +68,7 @@ RULE_TEXT = (
             "A five- or six-year-old boy in a black-and-white shirt.",
         ),
         ("The sign says OPEN in 24 hour letters", "The sign says OPEN in 24 hour letters."),
+        ("So many birds fly. So, it is loud.", "So many birds fly. It is loud."),
         ("um uh", ""),
         ("", ""),
     ],
