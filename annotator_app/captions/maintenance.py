@@ -247,10 +247,11 @@ class PipelineOverview:
     cleaned_fallbacks: int = 0
     stuck: list[Stuck] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    flagged: list[Failure] = field(default_factory=list)
 
 
 def pipeline_overview(*, limit: int = 10, now: datetime | None = None) -> PipelineOverview:
-    """Counts per state, the oldest unfinished rows, and the latest failures."""
+    """Counts per state, the oldest unfinished rows, the latest failures and flags."""
     now = now or timezone.now()
     overview = PipelineOverview()
     by_status = Recording.objects.values("status").annotate(n=Count("id")).order_by()
@@ -290,4 +291,10 @@ def pipeline_overview(*, limit: int = 10, now: datetime | None = None) -> Pipeli
         ]
     ]
     overview.failures = sorted(failed, key=lambda f: f.updated_at, reverse=True)[:limit]
+    flagged = Transcript.objects.filter(recording__status=RecordingStatus.FLAGGED)
+    overview.flagged = [
+        Failure("recording", t.recording_id, RecordingStatus.FLAGGED, "; ".join(t.flag_reasons),
+                t.created_at)
+        for t in flagged.order_by("-created_at")[:limit]
+    ]  # fmt: skip
     return overview

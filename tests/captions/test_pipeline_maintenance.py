@@ -164,6 +164,11 @@ def test_pipeline_status_shows_counts_stuck_rows_and_failures(db) -> None:
     make_recording(item)
     failed = make_recording(item)
     pipeline.recording_fail(recording_id=failed.id, reason="clean: LLMUnavailable: HTTP 500")
+    flagged = make_recording(item, status=RecordingStatus.FLAGGED)
+    Transcript.objects.create(
+        recording=flagged, text="you", model_name="t", flagged=True,
+        flag_reasons=["silence phrase: the whole transcript is 'you'"],
+    )  # fmt: skip
 
     out = StringIO()
     call_command("pipeline_status", stdout=out)
@@ -173,6 +178,8 @@ def test_pipeline_status_shows_counts_stuck_rows_and_failures(db) -> None:
     assert "failed 1" in text
     assert f"recording {stuck.id}: transcribing for 5000 s" in text
     assert f"recording {failed.id} at " in text and "clean: LLMUnavailable: HTTP 500" in text
+    assert f"recording {flagged.id} at " in text
+    assert "silence phrase: the whole transcript is 'you'" in text
 
 
 def test_admin_lists_failures_and_only_admins_reprocess(db, cast, client) -> None:

@@ -12,7 +12,8 @@ from annotator_app.captions.maintenance import pipeline_overview
 class Command(BaseCommand):
     help = (
         "Counts of recordings and image summaries per state, the oldest unfinished rows "
-        "(with their age and attempts), and the latest failures with their reasons."
+        "(with their age and attempts), the latest failures with their reasons, and the "
+        "latest flagged ASR output with the flags."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -29,4 +30,7 @@ class Command(BaseCommand):
             out(f"  {s.kind} {s.id}: {s.status} for {s.age_seconds:.0f} s, {s.attempts} attempt(s)")
         out("recent failures:" if view.failures else "recent failures: none")
         for f in view.failures:
+            out(f"  {f.kind} {f.id} at {f.updated_at:%Y-%m-%d %H:%M:%S}: {f.reason}")
+        out("recently flagged ASR output:" if view.flagged else "recently flagged ASR output: none")
+        for f in view.flagged:
             out(f"  {f.kind} {f.id} at {f.updated_at:%Y-%m-%d %H:%M:%S}: {f.reason}")
