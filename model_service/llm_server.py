@@ -265,11 +265,16 @@ class BatchingEngine:
                     self._closing = True
                     break
                 waiting.append(item)
-        for item in waiting:
-            if item.group == group and len(taken) < room:
-                taken.append(item)
-            else:
+        # A request held back for other sampling settings goes next: stop admitting to
+        # the running batch so it drains, rather than starving the held one.
+        if taken or not any(item.group != group for item in waiting):
+            for item in waiting:
+                if item.group == group and len(taken) < room:
+                    taken.append(item)
+                    continue
                 self._held.append(item)
+        else:
+            self._held.extend(waiting)
         return taken
 
     def _loop(self) -> None:

@@ -180,9 +180,17 @@ def tiny_lm() -> LoadedModel:
 
 
 class HookedEngine(BatchingEngine):
-    """Runs `on_step` once, before the first decoding step."""
+    """Runs `on_step` once, before the first decoding step; records each admission."""
+
+    def __init__(self, lm: LoadedModel) -> None:
+        self.admitted: list[list[tuple[float, int]]] = []
+        super().__init__(lm)
 
     on_step: Callable[[], None] | None = None
+
+    def _prefill(self, requests: list[GenRequest]) -> Any:
+        self.admitted.append([(r.temperature, r.max_tokens) for r in requests])
+        return super()._prefill(requests)
 
     def _step(self, batch: Any, sampling: GenRequest) -> Any:
         hook, self.on_step = self.on_step, None
@@ -249,6 +257,28 @@ def test_different_sampling_settings_wait_for_their_own_batch(tiny_lm: LoadedMod
     engine.close()
     assert greedy.completion_tokens == 6 and sampled.completion_tokens == 4
     assert engine.stats == {"requests": 2, "batches": 2, "largest_batch": 1}
+
+
+def test_a_held_request_is_not_starved_by_later_ones(tiny_lm: LoadedModel) -> None:
+    engine = HookedEngine(tiny_lm)
+    with ThreadPoolExecutor(3) as pool:
+
+        def add_two() -> None:
+            for temperature in (0.8, 0.0):
+                futures.append(pool.submit(engine.submit, request(PROMPT_B, 3, temperature)))
+                while engine._queue.qsize() < len(futures):
+                    time.sleep(0.005)
+
+        futures: list[Any] = []
+        engine.on_step = add_two
+        pool.submit(engine.submit, request(PROMPT_A, 8)).result(timeout=60)
+        for future in futures:
+            future.result(timeout=60)
+    engine.close()
+    # The late greedy request could have joined the first batch, but the sampled one
+    # was waiting before it: the batch drained, the sampled one ran, then the late one.
+    assert engine.admitted == [[(0.0, 8)], [(0.8, 3)], [(0.0, 3)]]
+    assert engine.stats == {"requests": 3, "batches": 3, "largest_batch": 1}
 
 
 def test_many_concurrent_requests_respect_max_batch(tiny_lm: LoadedModel) -> None:
