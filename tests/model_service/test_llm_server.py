@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from model_service.llm_server import (
+from model_service.llm_engine import (
     CACHE_FORMAT,
     BatchingEngine,
     GenRequest,
