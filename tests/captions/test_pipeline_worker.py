@@ -24,8 +24,6 @@ from annotator_app.captions.models import (
 )
 from annotator_app.celery import app
 from tests.captions.pipeline_helpers import (
-    DESCRIPTION,
-    KEY_WORDS,
     make_campaign,
     make_recording,
     purge_queues,
@@ -36,6 +34,8 @@ from tests.captions.pipeline_helpers import (
 from tests.llm_fixtures import fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+SHORT_DESCRIPTION = "A red bicycle leans against a brick wall under a window."
 
 
 @contextmanager
@@ -59,7 +59,8 @@ def test_a_recording_becomes_transcript_cleaned_caption_and_summary(llm_settings
     # summary of several captions and the exactly-once trigger are covered in
     # test_pipeline.py.
     _, (item,) = make_campaign(overlap=1)
-    rec = make_recording(item, audio=speech_bytes(DESCRIPTION))
+    # A short description: the weak CPU model's generation time grows with its length.
+    rec = make_recording(item, audio=speech_bytes(SHORT_DESCRIPTION))
 
     with worker():
         pipeline.pipeline_start(rec.id)
@@ -73,7 +74,7 @@ def test_a_recording_becomes_transcript_cleaned_caption_and_summary(llm_settings
 
     rec.refresh_from_db()
     assert rec.status == RecordingStatus.DONE, rec.failure_reason
-    assert words_of(rec.transcript.text) >= KEY_WORDS, rec.transcript.text
+    assert words_of(rec.transcript.text) >= {"red", "bicycle", "brick", "wall"}
     cleaned = rec.transcript.cleaned
     # Raw transcript and caption are both kept, with the prompt version and model.
     assert cleaned.text and cleaned.rule_text
