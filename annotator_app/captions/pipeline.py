@@ -313,7 +313,7 @@ def recording_clean(*, recording_id: int, client: LLMClient, redelivered: bool =
         recording_fail(recording_id=recording_id, reason="clean: the transcript is missing")
         return f"recording {recording_id}: failed (no transcript)"
     try:
-        result = clean_transcript(text[0], client=client)
+        result = clean_transcript(text[0], client=client, min_recall=settings.CLEAN_MIN_RECALL)
     except LLMUnavailable as exc:
         _release(
             Recording,
