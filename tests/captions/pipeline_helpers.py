@@ -6,10 +6,12 @@ import hashlib
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
+from celery.contrib.testing.worker import start_worker
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
@@ -150,3 +152,16 @@ def purge_queues() -> None:
     with app.connection_for_write() as conn:
         client = conn.default_channel.client
         client.delete(*QUEUE_NAMES, "unacked", "unacked_index")
+
+
+@contextmanager
+def worker(queues: str = "default,asr,llm") -> Iterator[None]:
+    """A real Celery worker (solo pool, in a thread) on `queues`, with empty queues."""
+    purge_queues()
+    try:
+        with start_worker(
+            app, pool="solo", perform_ping_check=False, queues=queues, shutdown_timeout=60
+        ):
+            yield
+    finally:
+        purge_queues()

@@ -6,11 +6,7 @@ points the clean stage at the failure-injecting fake endpoint.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
 
 from annotator_app.captions import pipeline, tasks
@@ -26,28 +22,16 @@ from annotator_app.celery import app
 from tests.captions.pipeline_helpers import (
     make_campaign,
     make_recording,
-    purge_queues,
     speech_bytes,
     wait_until,
     words_of,
+    worker,
 )
 from tests.llm_fixtures import fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SHORT_DESCRIPTION = "A red bicycle leans against a brick wall under a window."
-
-
-@contextmanager
-def worker(queues: str = "default,asr,llm") -> Iterator[None]:
-    purge_queues()
-    try:
-        with start_worker(
-            app, pool="solo", perform_ping_check=False, queues=queues, shutdown_timeout=60
-        ):
-            yield
-    finally:
-        purge_queues()
 
 
 def status_of(rec: Recording) -> str:
