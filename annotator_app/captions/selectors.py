@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 
 from annotator_app.accounts.permissions import owns
 from annotator_app.captions.models import Recording
 from annotator_app.catalog.media_access import MediaGrant
-from annotator_app.work.selectors import can_review_campaign
+from annotator_app.work.models import AssignmentStatus, Campaign, CampaignKind
+from annotator_app.work.selectors import campaigns_reviewable_by, can_review_campaign
 
 
 def _recordings() -> QuerySet[Recording]:
@@ -72,4 +73,29 @@ def recording_media_grant(user: Any, key: str) -> MediaGrant | None:
     extension = recording.storage_key.rsplit(".", 1)[-1]
     return MediaGrant(
         content_type=recording.mime_type, filename=f"recording-{recording.pk}.{extension}"
+    )
+
+
+def cap_campaigns_to_review(*, user: Any) -> QuerySet[Campaign]:
+    """The cap campaigns this user reviews, each with `awaiting` submitted recordings."""
+    return (
+        campaigns_reviewable_by(user)
+        .filter(kind=CampaignKind.CAP)
+        .annotate(
+            awaiting=Count(
+                "recordings",
+                filter=Q(recordings__assignment__status=AssignmentStatus.SUBMITTED),
+            )
+        )
+        .order_by("-priority", "id")
+    )
+
+
+def recordings_awaiting_review(*, campaign: Campaign) -> QuerySet[Recording]:
+    """Recordings of a campaign whose assignment waits for a verdict, oldest first."""
+    return (
+        _recordings()
+        .select_related("annotator", "assignment")
+        .filter(campaign=campaign, assignment__status=AssignmentStatus.SUBMITTED)
+        .order_by("assignment__submitted_at", "id")
     )

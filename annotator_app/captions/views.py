@@ -1,28 +1,39 @@
-"""Pages: the capture page (record a spoken description) and one's history."""
+"""Pages: the capture page (record a spoken description), one's history, and review."""
 
 from __future__ import annotations
 
 from typing import cast
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
 from annotator_app.accounts.models import User
+from annotator_app.accounts.permissions import is_reviewer
 from annotator_app.captions.guidance import GUIDING_QUESTIONS
 from annotator_app.captions.selectors import (
+    cap_campaigns_to_review,
     recording_audio_url,
     recording_list_own,
     recording_texts,
+    recordings_awaiting_review,
 )
 from annotator_app.catalog.selectors import image_media_url
 from annotator_app.work.models import CampaignKind
-from annotator_app.work.services import assignment_next
+from annotator_app.work.selectors import (
+    assignment_get_reviewable,
+    campaign_get,
+    can_review_campaign,
+)
+from annotator_app.work.services import AssignmentStateError, assignment_next, assignment_verdict
 
 HISTORY_PAGE_SIZE = 20
+REVIEW_PAGE_SIZE = 10
+REASON_MAX_LENGTH = 2000
 
 
 def _clock(seconds: int) -> str:
@@ -60,3 +71,59 @@ def history(request: HttpRequest) -> HttpResponse:
     )
     rows = [(r, recording_texts(recording=r), recording_audio_url(recording=r)) for r in page]
     return render(request, "captions/history.html", {"page": page, "rows": rows})
+
+
+@login_required
+@require_safe
+def review_index(request: HttpRequest) -> HttpResponse:
+    """The cap campaigns this reviewer reviews, with how much waits in each."""
+    if not is_reviewer(request.user):
+        raise Http404("reviewing is for reviewers and admins")
+    campaigns = cap_campaigns_to_review(user=request.user)
+    return render(request, "captions/review_index.html", {"campaigns": campaigns})
+
+
+@login_required
+@require_safe
+def review_queue(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The oldest recordings of a cap campaign waiting for a verdict: listen, read, decide."""
+    campaign = campaign_get(campaign_id=campaign_id)
+    if (
+        campaign is None
+        or campaign.kind != CampaignKind.CAP
+        or not can_review_campaign(request.user, campaign)
+    ):
+        raise Http404("no such campaign")
+    queue = recordings_awaiting_review(campaign=campaign)
+    rows = [
+        (r, recording_texts(recording=r), recording_audio_url(recording=r))
+        for r in queue[:REVIEW_PAGE_SIZE]
+    ]
+    context = {"campaign": campaign, "rows": rows, "waiting": queue.count()}
+    return render(request, "captions/review_queue.html", context)
+
+
+@login_required
+@require_POST
+def review_verdict(request: HttpRequest, assignment_id: int) -> HttpResponse:
+    """Accept or reject one recording's assignment (a form post, CSRF-checked)."""
+    reviewer = cast(User, request.user)
+    assignment = assignment_get_reviewable(user=reviewer, assignment_id=assignment_id)
+    if assignment is None:
+        raise Http404("no such assignment")
+    decision = request.POST.get("decision")
+    if decision not in ("accept", "reject"):
+        return HttpResponse("decision must be accept or reject", status=400)
+    reason = request.POST.get("reason", "")
+    if len(reason) > REASON_MAX_LENGTH:
+        return HttpResponse(f"reason: at most {REASON_MAX_LENGTH} characters", status=400)
+    try:
+        assignment_verdict(
+            assignment=assignment, reviewer=reviewer, accept=decision == "accept", reason=reason
+        )
+    except AssignmentStateError as exc:
+        messages.error(request, f"Assignment {assignment_id}: {exc}")
+    else:
+        verb = "accepted" if decision == "accept" else "rejected"
+        messages.success(request, f"Assignment {assignment_id} {verb}.")
+    return redirect("captions:review-queue", campaign_id=assignment.item.campaign_id)
