@@ -60,19 +60,9 @@ def make_clips(folder: Path, count: int) -> list[tuple[Path, float]]:
 
 
 def direct(clips: list[tuple[Path, float]], warmup: Path, batch_size: int) -> float:
-    from django.conf import settings
+    from annotator_app.captions.pipeline import transcriber_from_settings
 
-    from pipelines.asr import Transcriber
-
-    transcriber = Transcriber(
-        settings.WHISPER_MODEL,
-        device=settings.WHISPER_DEVICE,
-        compute_type=settings.WHISPER_COMPUTE_TYPE,
-        batch_size=batch_size,
-        language=settings.WHISPER_LANGUAGE,
-        beam_size=settings.WHISPER_BEAM_SIZE,
-        cpu_threads=settings.WHISPER_CPU_THREADS,
-    )
+    transcriber = transcriber_from_settings(batch_size=batch_size)
     transcriber.transcribe(warmup)
     start = time.perf_counter()
     for path, _ in clips:

@@ -24,30 +24,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.speech import add_noise, description, espeak, require_tools  # noqa: E402
+from pipelines import text_checks  # noqa: E402
 
 VOICES = ("en-us", "en-gb", "en+f3")
 SPEEDS = (120, 150, 190)
 SNRS = (20, 10, 5)
-NUMBERS = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-]
+# Digits the ASR writes are compared as the words espeak-ng was given.
+DIGIT_WORDS = {str(value): word for word, value in text_checks.UNITS.items()}
 
 
 def normalise(text: str) -> list[str]:
     words = re.findall(r"[a-z0-9']+", text.lower())
-    return [NUMBERS[int(w)] if w.isdigit() and int(w) < len(NUMBERS) else w for w in words]
+    return [DIGIT_WORDS.get(w, w) for w in words]
 
 
 def edit_distance(ref: list[str], hyp: list[str]) -> int:
@@ -82,17 +70,9 @@ def main() -> None:
     django.setup()
     from django.conf import settings
 
-    from pipelines.asr import Transcriber
+    from annotator_app.captions.pipeline import transcriber_from_settings
 
-    transcriber = Transcriber(
-        settings.WHISPER_MODEL,
-        device=settings.WHISPER_DEVICE,
-        compute_type=settings.WHISPER_COMPUTE_TYPE,
-        batch_size=settings.WHISPER_BATCH_SIZE,
-        language=settings.WHISPER_LANGUAGE,
-        beam_size=settings.WHISPER_BEAM_SIZE,
-        cpu_threads=settings.WHISPER_CPU_THREADS,
-    )
+    transcriber = transcriber_from_settings()
     work = Path(tempfile.mkdtemp(prefix="pixmo-asr-wer-"))
     print(f"model {settings.WHISPER_MODEL} ({settings.WHISPER_COMPUTE_TYPE}), "
           f"{args.clips} clips of about {args.seconds:.0f} s per condition")  # fmt: skip

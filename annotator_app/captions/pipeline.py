@@ -111,6 +111,19 @@ def llm_client() -> LLMClient:
     )
 
 
+def transcriber_from_settings(*, batch_size: int | None = None) -> Transcriber:
+    """A faster-whisper stage built from the WHISPER_* settings (loads the model)."""
+    return Transcriber(
+        settings.WHISPER_MODEL,
+        device=settings.WHISPER_DEVICE,
+        compute_type=settings.WHISPER_COMPUTE_TYPE,
+        batch_size=settings.WHISPER_BATCH_SIZE if batch_size is None else batch_size,
+        language=settings.WHISPER_LANGUAGE,
+        beam_size=settings.WHISPER_BEAM_SIZE,
+        cpu_threads=settings.WHISPER_CPU_THREADS,
+    )
+
+
 def stage_time_limit(status: str) -> int:
     """The task time limit of the stage that runs in `status` (a running state)."""
     if status == RecordingStatus.TRANSCRIBING:

@@ -40,15 +40,7 @@ def transcriber() -> Transcriber:
     global _transcriber
     with _transcriber_lock:
         if _transcriber is None:
-            _transcriber = Transcriber(
-                settings.WHISPER_MODEL,
-                device=settings.WHISPER_DEVICE,
-                compute_type=settings.WHISPER_COMPUTE_TYPE,
-                batch_size=settings.WHISPER_BATCH_SIZE,
-                language=settings.WHISPER_LANGUAGE,
-                beam_size=settings.WHISPER_BEAM_SIZE,
-                cpu_threads=settings.WHISPER_CPU_THREADS,
-            )
+            _transcriber = pipeline.transcriber_from_settings()
         return _transcriber
 
 

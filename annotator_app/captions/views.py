@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import cast
 
 from django.contrib import messages
@@ -15,7 +16,9 @@ from django.views.decorators.http import require_POST, require_safe
 from annotator_app.accounts.models import User
 from annotator_app.accounts.permissions import is_reviewer
 from annotator_app.captions.guidance import GUIDING_QUESTIONS
+from annotator_app.captions.models import Recording
 from annotator_app.captions.selectors import (
+    RecordingTexts,
     cap_campaigns_to_review,
     recording_audio_url,
     recording_list_own,
@@ -62,6 +65,11 @@ def capture(request: HttpRequest) -> HttpResponse:
     return render(request, "captions/capture.html", context)
 
 
+def _rows(recordings: Iterable[Recording]) -> list[tuple[Recording, RecordingTexts, str]]:
+    """What a recording list shows per row: the row, its texts, its audio URL."""
+    return [(r, recording_texts(recording=r), recording_audio_url(recording=r)) for r in recordings]
+
+
 @login_required
 @require_safe
 def history(request: HttpRequest) -> HttpResponse:
@@ -69,8 +77,7 @@ def history(request: HttpRequest) -> HttpResponse:
     page = Paginator(recording_list_own(user=request.user), HISTORY_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    rows = [(r, recording_texts(recording=r), recording_audio_url(recording=r)) for r in page]
-    return render(request, "captions/history.html", {"page": page, "rows": rows})
+    return render(request, "captions/history.html", {"page": page, "rows": _rows(page)})
 
 
 @login_required
@@ -95,10 +102,7 @@ def review_queue(request: HttpRequest, campaign_id: int) -> HttpResponse:
     ):
         raise Http404("no such campaign")
     queue = recordings_awaiting_review(campaign=campaign)
-    rows = [
-        (r, recording_texts(recording=r), recording_audio_url(recording=r))
-        for r in queue[:REVIEW_PAGE_SIZE]
-    ]
+    rows = _rows(queue[:REVIEW_PAGE_SIZE])
     context = {"campaign": campaign, "rows": rows, "waiting": queue.count()}
     return render(request, "captions/review_queue.html", context)
 
