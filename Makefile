@@ -96,8 +96,8 @@ system-packages:
 	if [ -n "$$missing" ]; then \
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
 		echo "installing:$$missing"; \
-		$$sudo apt-get update; \
-		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends $$missing; \
+		$$sudo apt-get -o DPkg::Lock::Timeout=900 update; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends $$missing; \
 	fi
 
 # PostgreSQL and Redis on 127.0.0.1 when they answer or can be started (TESTING.md);

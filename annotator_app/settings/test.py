@@ -7,6 +7,10 @@ from pathlib import Path
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pixmo")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 
+from annotator_app.settings import test_slot
+
+TEST_SLOT = test_slot.claim()
+
 from annotator_app.settings.base import *  # noqa: F403
 from annotator_app.settings.base import CONTENT_SECURITY_POLICY
 
