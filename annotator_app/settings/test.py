@@ -9,10 +9,11 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 
 from annotator_app.settings import test_slot
 
+# Before base reads the URLs: this run's own database name and Redis database.
 TEST_SLOT = test_slot.claim()
 
-from annotator_app.settings.base import *  # noqa: F403
-from annotator_app.settings.base import CONTENT_SECURITY_POLICY
+from annotator_app.settings.base import *  # noqa: E402, F403
+from annotator_app.settings.base import CONTENT_SECURITY_POLICY  # noqa: E402
 
 STATIC_ROOT = Path(tempfile.mkdtemp(prefix="pixmo-test-static-"))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
