@@ -60,173 +60,41 @@ _STRONG = {("no", "wait"), ("wait", "no"), ("no", "sorry"), ("sorry", "no"), ("s
 _TAKE_BACK = {("no", "wait"), ("wait", "no"), ("no", "sorry"), ("sorry", "no"), ("sorry",),
               ("no", "no", "wait"), ("oh", "no", "wait"), ("oops",)}  # fmt: skip
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 _WORD_KINDS: dict[str, frozenset[str]] = {
-    "colour": frozenset(
-        [
-            "red",
-            "orange",
-            "yellow",
-            "green",
-            "blue",
-            "purple",
-            "violet",
-            "pink",
-            "brown",
-            "black",
-            "white",
-            "grey",
-            "gray",
-            "beige",
-            "navy",
-            "turquoise",
-            "teal",
-            "gold",
-            "golden",
-            "silver",
-            "maroon",
-            "cream",
-            "tan",
-            "crimson",
-        ]
+    "colour": _words(
+        """red orange yellow green blue purple violet pink brown black white grey gray beige
+        navy turquoise teal gold golden silver maroon cream tan crimson"""
     ),
-    "position": frozenset(
-        [
-            "left",
-            "right",
-            "top",
-            "bottom",
-            "middle",
-            "centre",
-            "center",
-            "front",
-            "back",
-            "behind",
-            "above",
-            "below",
-            "under",
-            "underneath",
-            "beneath",
-            "over",
-            "on",
-            "in",
-            "inside",
-            "outside",
-            "near",
-            "beside",
-            "next",
-            "between",
-            "across",
-            "towards",
-            "toward",
-            "away",
-            "into",
-            "onto",
-            "up",
-            "down",
-            "upstairs",
-            "downstairs",
-            "foreground",
-            "background",
-            "north",
-            "south",
-            "east",
-            "west",
-        ]
+    "position": _words(
+        """left right top bottom middle centre center front back behind above below under
+        underneath beneath over on in inside outside near beside next between across
+        towards toward away into onto up down upstairs downstairs foreground background
+        north south east west"""
     ),
-    "size": frozenset(
-        [
-            "big",
-            "small",
-            "large",
-            "little",
-            "tiny",
-            "huge",
-            "tall",
-            "short",
-            "long",
-            "wide",
-            "narrow",
-        ]
-    ),
-    "number": text_checks.NUMBER_WORDS | frozenset({"a", "an", "one", "half", "quarter"}),
+    "size": _words("big small large little tiny huge tall short long wide narrow"),
+    "number": text_checks.NUMBER_WORDS | _words("a an one half quarter"),
 }
 # A repair that opens a new clause restarts the whole clause.
-_CLAUSE_OPENERS = frozenset(
-    [
-        "it",
-        "it's",
-        "its",
-        "he",
-        "he's",
-        "she",
-        "she's",
-        "they",
-        "they're",
-        "there",
-        "there's",
-        "here",
-        "here's",
-        "this",
-        "that's",
-        "these",
-        "those",
-        "i",
-        "i'm",
-        "we",
-        "we're",
-        "you",
-    ]
+_CLAUSE_OPENERS = _words(
+    """it it's its he he's she she's they they're there there's here here's this that's
+    these those i i'm we we're you"""
 )
 # A phrase cannot end on these: one left hanging before a pause was abandoned.
-_DANGLING = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "to",
-        "with",
-        "is",
-        "are",
-        "was",
-        "were",
-        "'s",
-        "there's",
-        "it's",
-        "that's",
-        "some",
-        "on",
-        "in",
-        "at",
-        "for",
-        "my",
-        "his",
-        "her",
-        "its",
-        "their",
-        "our",
-        "your",
-        "this",
-        "these",
-        "those",
-        "from",
-        "by",
-        "into",
-        "onto",
-    ]
+_DANGLING = _words(
+    """a an the of to with is are was were 's there's it's that's some on in at for my his
+    her its their our your this these those from by into onto"""
 )
 # Said twice on purpose ("really, really old", "that that", "had had").
-_REPEAT_OK = frozenset(
-    ["really", "very", "so", "much", "far", "long", "many", "more", "that", "had", "bye"]
-)
-_SUSPENDED_HYPHEN = {"or", "and", "to"}
-_OPENERS = frozenset(
-    ["okay", "ok", "alright", "yeah", "yes", "right", "well", "basically", "now", "actually"]
-)
-_SO_SUBJECTS = frozenset(
-    ["this", "there", "the", "it", "i", "here", "we", "in", "on", "that", "a", "an"]
-)
-_THERE_BE = frozenset(["is", "are", "was", "were"])
+_REPEAT_OK = _words("really very so much far long many more that had bye")
+_SUSPENDED_HYPHEN = _words("or and to")
+_OPENERS = _words("okay ok alright yeah yes right well basically now actually")
+_SO_SUBJECTS = _words("this there the it i here we in on that a an")
+_THERE_BE = _words("is are was were")
 
 REPAIR_WINDOW = 10  # words back from a correction mark
 RESTART_WINDOW = 8  # words back from a cut-off
@@ -275,7 +143,7 @@ def _pre_tokens(text: str) -> list[str]:
     tokens: list[str] = []
     for token in _TOKEN_RE.findall(text):
         lowered = token.lower()
-        if lowered in FILLERS or token == "...":
+        if lowered in FILLERS or token == "...":  # noqa: S105 (not a password)
             tokens.append(PAUSE)
         elif token in {"—", "–", "--", "-"}:
             tokens.append(",")  # a dash between words: a pause that may stay a comma
@@ -400,10 +268,14 @@ def _widen_alternatives(tokens: list[str], start: int) -> int:
     kind = kind_of(tokens[start])
     while True:
         before = _words_before(tokens, start, 2)
-        if kind == "number" and before and kind_of(tokens[before[-1]]) == "number":
-            if tokens[before[-1]].lower() not in {"a", "an"}:
-                start = before[-1]
-                continue
+        if (
+            kind == "number"
+            and before
+            and kind_of(tokens[before[-1]]) == "number"
+            and tokens[before[-1]].lower() not in {"a", "an"}
+        ):
+            start = before[-1]
+            continue
         if (
             len(before) == 2
             and tokens[before[1]].lower() == "or"
@@ -554,7 +426,7 @@ def _remove_cutoffs(tokens: list[str]) -> list[str]:
             skip_pause = False
             continue
         skip_pause = False
-        if token == PAUSE or token == ",":
+        if token in {PAUSE, ","}:
             nxt = _words_after(tokens, i + 1, 1)
             prev = _words_before(out, len(out), 1)
             if nxt and prev:
@@ -679,11 +551,10 @@ def _join(tokens: list[str]) -> str:
             continue  # a pause leaves no mark; the commas around it decide
         if token in {FIX, FIX_WEAK}:
             continue
-        if not _is_word(token):
-            if not parts or parts[-1] in PUNCT:
-                if parts and token in SENTENCE_END and parts[-1] in {",", ";", ":"}:
-                    parts[-1] = token  # ", ." -> "."
-                continue  # leading or doubled punctuation
+        if not _is_word(token) and (not parts or parts[-1] in PUNCT):
+            if parts and token in SENTENCE_END and parts[-1] in {",", ";", ":"}:
+                parts[-1] = token  # ", ." -> "."
+            continue  # leading or doubled punctuation
         parts.append(token)
     text = ""
     for part in parts:
