@@ -92,6 +92,7 @@ _DANGLING = _words(
 # Said twice on purpose ("really, really old", "that that", "had had").
 _REPEAT_OK = _words("really very so much far long many more that had bye")
 _SUSPENDED_HYPHEN = _words("or and to")
+_ARTICLES = _words("a an the")
 _OPENERS = _words("okay ok alright yeah yes right well basically now actually")
 _SO_SUBJECTS = _words("this there the it i here we in on that a an")
 _THERE_BE = _words("is are was were")
@@ -119,6 +120,11 @@ def _is_word(token: str) -> bool:
 def _base(token: str) -> str:
     """Lowercased word without a clitic: "There's" -> "there"."""
     return token.lower().rstrip("-").split("'")[0]
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Equal up to case and a plural or verb ending ("dog" / "dogs")."""
+    return text_checks.stem(a.lower()) == text_checks.stem(b.lower())
 
 
 def kind_of(word: str) -> str:
@@ -155,7 +161,8 @@ def _pre_tokens(text: str) -> list[str]:
 
 
 def _filler_likes(tokens: list[str]) -> list[str]:
-    """Filler "like": set off by a comma, opening a sentence, or after "there's"."""
+    """Filler "like": before a comma or pause, opening a sentence, or after "there's"
+    (", like at sunset" compares and stays)."""
     out: list[str] = []
     for i, token in enumerate(tokens):
         if token.lower() == "like":
@@ -164,7 +171,7 @@ def _filler_likes(tokens: list[str]) -> list[str]:
             there = before in {"there's", "there're"} or (
                 len(out) > 1 and out[-2].lower() == "there" and before in _THERE_BE
             )
-            if after in {",", PAUSE} or before in SENTENCE_END | {",", PAUSE} or there:
+            if after in {",", PAUSE} or before in SENTENCE_END | {PAUSE} or there:
                 out.append(PAUSE)
                 continue
         out.append(token)
@@ -300,14 +307,17 @@ def _reparandum_start(tokens: list[str], mark: int) -> tuple[int, str] | None:
     kind = kind_of(tokens[right[0]])
     if kind:
         for k in reversed(left):
-            if kind_of(tokens[k]) == kind and tokens[k].lower() not in {"a", "an"}:
+            if kind_of(tokens[k]) == kind and tokens[k].lower() not in _ARTICLES:
                 return _widen_alternatives(tokens, k), "kind"
+        if kind == "number":  # "a dog, actually two dogs"
+            for k in reversed(left):
+                if tokens[k].lower() in {"a", "an"}:
+                    return k, "kind"
     if first in _CLAUSE_OPENERS:
         return max(_clause_start(tokens, mark), left[0]), "clause"
     for size in range(2, min(len(left), len(right)) + 1):  # "dish soap, I mean hand soap"
         if any(
-            tokens[left[len(left) - size + i]].lower() == tokens[right[i]].lower()
-            for i in range(1, size)
+            _same_word(tokens[left[len(left) - size + i]], tokens[right[i]]) for i in range(1, size)
         ):
             return left[len(left) - size], "aligned"
     return left[-1], "last"
@@ -417,11 +427,26 @@ def _restart_from(tokens: list[str], end: int, following: str) -> int | None:
     return None
 
 
+_CONTRACTED_AUX = {"'s": {"is", "was", "has"}, "'re": {"are", "were"}}
+
+
+def _restates_subject(hanging: str, following: str) -> bool:
+    """ "is" left hanging, then "she's": the pronoun restates the subject just said."""
+    lowered = following.lower()
+    pronoun, _, aux = lowered.partition("'")
+    if pronoun not in {"he", "she", "it", "they", "we"} or not aux:
+        return False
+    return hanging.lower() in _CONTRACTED_AUX.get("'" + aux, set())
+
+
 def _remove_cutoffs(tokens: list[str]) -> list[str]:
     """Stutters, and restarts after a cut-off fragment or a phrase left hanging."""
     out: list[str] = []
     skip_pause = False
+    skip_word = -1
     for i, token in enumerate(tokens):
+        if i == skip_word:
+            continue
         if skip_pause and token == PAUSE:
             skip_pause = False
             continue
@@ -431,8 +456,15 @@ def _remove_cutoffs(tokens: list[str]) -> list[str]:
             prev = _words_before(out, len(out), 1)
             if nxt and prev:
                 hanging = out[prev[0]]
-                cut = hanging.endswith("-") or hanging.lower() in _DANGLING
-                start = _restart_from(out, len(out), _base(tokens[nxt[0]])) if cut else None
+                anchor = _base(tokens[nxt[0]])
+                # An article is too common to mark where a hanging phrase began.
+                cut = hanging.endswith("-") or (
+                    hanging.lower() in _DANGLING and anchor not in _ARTICLES
+                )
+                if _restates_subject(hanging, tokens[nxt[0]]):
+                    skip_word = nxt[0]  # "a woman is, she's pouring": drop "she's"
+                    continue
+                start = _restart_from(out, len(out), anchor) if cut else None
                 if start is not None and sum(map(_is_word, out[start:])) <= MAX_ABANDONED:
                     del out[start:]
                     continue
@@ -497,9 +529,26 @@ def _key(sentence: list[str]) -> list[str]:
     return [t.lower() for t in sentence if _is_word(t)]
 
 
+def _join_repeated_tails(sentences: list[list[str]]) -> list[list[str]]:
+    """ "It says beware of the dog. Beware of the dog, in red letters.": the next sentence
+    restarts the end of this one (three words or more) and goes on; keep one copy."""
+    out: list[list[str]] = []
+    for sentence in sentences:
+        if out:
+            prev, key = _key(out[-1]), _key(sentence)
+            n = next((n for n in range(min(len(prev), len(key)) - 1, 2, -1)
+                      if prev[-n:] == key[:n] and len(key) > n), 0)  # fmt: skip
+            if n:
+                words = [k for k, t in enumerate(out[-1]) if _is_word(t)]
+                out[-1] = out[-1][: words[-n]] + sentence
+                continue
+        out.append(sentence)
+    return out
+
+
 def _remove_repeated_sentences(tokens: list[str]) -> list[str]:
     """A sentence said again goes; one that the next repeats and extends gives way."""
-    sentences = _sentences(tokens)
+    sentences = _join_repeated_tails(_sentences(tokens))
     kept: list[list[str]] = []
     seen: list[list[str]] = []
     for index, sentence in enumerate(sentences):
