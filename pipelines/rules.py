@@ -392,10 +392,10 @@ def _pause_corrections(tokens: list[str]) -> list[str]:
             tokens = tokens[:start] + tokens[right[0] :]
             i = start
             continue
-        start = _parallel_start(tokens, left, right)
-        if start is not None:
-            tokens = tokens[:start] + tokens[right[0] :]
-            i = start
+        parallel = _parallel_start(tokens, left, right)
+        if parallel is not None:
+            tokens = tokens[:parallel] + tokens[right[0] :]
+            i = parallel
             continue
         i += 1
     return tokens

@@ -1,16 +1,18 @@
-"""Captions reads: a recording with its texts, an annotator's history, audio access."""
+"""Captions reads: a recording with its texts and review marks, an annotator's history,
+audio access."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 
 from annotator_app.accounts.permissions import owns
-from annotator_app.captions.models import Recording
+from annotator_app.captions.models import ImageSummary, Recording, Transcript
 from annotator_app.catalog.media_access import MediaGrant
 from annotator_app.work.models import AssignmentStatus, Campaign, CampaignKind
 from annotator_app.work.selectors import campaigns_reviewable_by, can_review_campaign
@@ -43,18 +45,86 @@ def recording_list_own(*, user: Any) -> QuerySet[Recording]:
 
 
 @dataclass(frozen=True)
+class MarkedWord:
+    """A word as shown to a reviewer; `probability` is set where the ASR was unsure."""
+
+    text: str
+    probability: float | None = None
+
+    @property
+    def uncertain(self) -> bool:
+        return self.probability is not None
+
+
+@dataclass(frozen=True)
+class ReviewMarks:
+    """What the review page points out beside the texts (see _quality_marks.html)."""
+
+    transcript_words: list[MarkedWord] = field(default_factory=list)
+    caption_words: list[MarkedWord] = field(default_factory=list)
+    caption_flags: list[str] = field(default_factory=list)
+    caption_fallback: bool = False
+    caption_model: str = ""
+    summary_flags: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class RecordingTexts:
     transcript: str | None  # None until the ASR stage has written one
     caption: str | None  # None until the cleaning stage has written one
+    marks: ReviewMarks = field(default_factory=ReviewMarks)
+
+
+def _key(word: str) -> str:
+    return word.strip(".,!?;:\"'()").lower()
+
+
+def _marked_transcript(transcript: Transcript, below: float) -> list[MarkedWord]:
+    """The transcript's words, those the ASR gave less than `below` carrying their score."""
+    words = [w for w in transcript.words or [] if str(w.get("word", "")).strip()]
+    if not words:
+        return [MarkedWord(t) for t in transcript.text.split()]
+    return [
+        MarkedWord(
+            str(w["word"]).strip(),
+            round(float(w["probability"]), 2) if float(w.get("probability", 1)) < below else None,
+        )
+        for w in words
+    ]
+
+
+def _marked_caption(caption: str, unsure: dict[str, float]) -> list[MarkedWord]:
+    return [MarkedWord(t, unsure.get(_key(t))) for t in caption.split()]
 
 
 def recording_texts(*, recording: Recording) -> RecordingTexts:
-    """The transcript and cleaned caption texts, where those stages have run."""
+    """The transcript and cleaned caption texts, where those stages have run, with the
+    words the ASR was unsure of and the flags a reviewer should see."""
     transcript = getattr(recording, "transcript", None)
     if transcript is None:
         return RecordingTexts(None, None)
+    below = float(settings.ASR_UNCERTAIN_BELOW)
+    marked = _marked_transcript(transcript, below)
+    unsure = {_key(w.text): w.probability for w in marked if w.probability is not None}
     cleaned = getattr(transcript, "cleaned", None)
-    return RecordingTexts(transcript.text, cleaned.text if cleaned is not None else None)
+    if cleaned is None:
+        return RecordingTexts(transcript.text, None, ReviewMarks(transcript_words=marked))
+    summary = (
+        ImageSummary.objects.filter(
+            campaign_id=recording.campaign_id, image_id=recording.image_id, flagged=True
+        )
+        .values_list("flag_reasons", flat=True)
+        .first()
+    )
+    marks = ReviewMarks(
+        transcript_words=marked,
+        caption_words=_marked_caption(cleaned.text, unsure),
+        caption_flags=list(cleaned.flag_reasons) if cleaned.flagged else [],
+        caption_fallback=cleaned.used_fallback,
+        caption_model=cleaned.model_name,
+        summary_flags=list(summary or []),
+    )
+    return RecordingTexts(transcript.text, cleaned.text, marks)
 
 
 def recording_audio_url(*, recording: Recording, request: HttpRequest | None = None) -> str:

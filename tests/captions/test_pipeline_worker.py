@@ -41,7 +41,9 @@ def status_of(rec: Recording) -> str:
 def test_a_recording_becomes_transcript_cleaned_caption_and_summary(llm_settings) -> None:
     # One recording (overlap 1) keeps the real-LLM path short on a 2-core machine; the
     # summary of several captions and the exactly-once trigger are covered in
-    # test_pipeline.py.
+    # test_pipeline.py. CAPTION_LLM=on: the bundled model is asked although by default
+    # (auto) the rules alone clean with it, so the real LLM path stays covered.
+    llm_settings.CAPTION_LLM = "on"
     _, (item,) = make_campaign(overlap=1)
     # A short description: the weak CPU model's generation time grows with its length.
     rec = make_recording(item, audio=speech_bytes(SHORT_DESCRIPTION))
@@ -60,13 +62,19 @@ def test_a_recording_becomes_transcript_cleaned_caption_and_summary(llm_settings
     assert rec.status == RecordingStatus.DONE, rec.failure_reason
     assert words_of(rec.transcript.text) >= {"red", "bicycle", "brick", "wall"}
     cleaned = rec.transcript.cleaned
-    # Raw transcript and caption are both kept, with the prompt version and model.
+    # Raw transcript and caption are both kept, with the prompt version and model; an
+    # edit the validation rejected leaves the rule text, flagged with the reasons.
     assert cleaned.text and cleaned.rule_text
+    assert cleaned.text == cleaned.rule_text if cleaned.used_fallback else cleaned.text
+    assert cleaned.flagged == bool(cleaned.flag_reasons)
     assert cleaned.prompt_version and cleaned.model_name
     assert Transcript.objects.filter(recording=rec).count() == 1
     summary = ImageSummary.objects.get(campaign=item.campaign, image=item.image)
     assert summary.status == SummaryStatus.DONE, summary.failure_reason
     assert summary.text and summary.model_name and summary.prompt_version
+    if summary.used_fallback:  # the answers were rejected: the caption stands in, flagged
+        assert summary.flagged and summary.flag_reasons and summary.source_caption == cleaned
+        assert summary.text == cleaned.text
     assert list(summary.sources.all()) == [cleaned]
 
 

@@ -1,0 +1,28 @@
+"""Enqueueing the pipeline's stages by task name, so that nothing below tasks.py imports it.
+
+The layers run one way: tasks.py (Celery entry points) -> pipeline.py / maintenance.py
+(services) -> queueing.py. A stage that finishes enqueues the next one through these
+functions; Celery routes the message by name (CELERY_TASK_ROUTES), and tasks.py
+registers its tasks under the same names.
+"""
+
+from __future__ import annotations
+
+from celery import current_app
+
+TRANSCRIBE = "captions.transcribe"
+CLEAN = "captions.clean"
+SUMMARIZE = "captions.summarize"
+SWEEP = "captions.pipeline_sweep"
+
+
+def enqueue_transcribe(recording_id: int) -> None:
+    current_app.send_task(TRANSCRIBE, args=[recording_id])
+
+
+def enqueue_clean(recording_id: int) -> None:
+    current_app.send_task(CLEAN, args=[recording_id])
+
+
+def enqueue_summary(summary_id: int) -> None:
+    current_app.send_task(SUMMARIZE, args=[summary_id])
