@@ -115,6 +115,7 @@ class StageRun:
     outputs: dict[str, str] = field(default_factory=dict)
     results: dict[str, CleanResult] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # per split, wall time
+    counts: dict[str, int] = field(default_factory=dict)  # per split, items run
     extra: str = ""
 
 
@@ -131,6 +132,7 @@ def run_plain(name: str, items: list[Item], fn: Callable[[str], str]) -> StageRu
         for item in chosen:
             stage.outputs[item.id] = fn(item.transcript)
         stage.seconds[split] = time.perf_counter() - started
+        stage.counts[split] = len(chosen)
     return stage
 
 
@@ -144,6 +146,7 @@ def run_llm(name: str, items: list[Item], client: LLMClient, concurrency: int) -
                 pool.map(lambda i: clean_transcript(i.transcript, client=client), chosen)
             )
         stage.seconds[split] = time.perf_counter() - started
+        stage.counts[split] = len(chosen)
         for item, result in zip(chosen, results, strict=True):
             stage.results[item.id] = result
             stage.outputs[item.id] = result.text
@@ -215,19 +218,22 @@ def _loop_rate_of_answers(results: list[CleanResult]) -> str:
     return f"{looped}/{answers}" if answers else "-"
 
 
-def report(stages: list[StageRun], items: list[Item], rules: StageRun) -> None:
-    header = (
+def report(stages: list[StageRun], items: list[Item], rules: StageRun, header: bool = True) -> None:
+    """One row per stage and split: the measures of the module docstring."""
+    title = (
         f"{'stage':<34} {'split':<8} {'n':>3} {'WER':>6} {'recall':>7} {'loops':>6} "
         f"{'LLM loops':>9} {'fallback':>9} {'accepted vs rules (better/same/worse)':>38} {'s/item':>7}"
     )
-    print(header)
-    print("-" * len(header))
+    if header:
+        print(title)
+        print("-" * len(title))
     for stage in stages:
         for split in SPLITS:
             chosen = [i for i in items if i.split == split]
             if not chosen or not all(i.id in stage.outputs for i in chosen):
                 continue
             out = [stage.outputs[i.id] for i in chosen]
+            ran = stage.counts[split]
             wers = [wer(o, i.reference) for o, i in zip(out, chosen, strict=True)]
             recall = sum(ref_recall(o, i.reference) for o, i in zip(out, chosen, strict=True))
             loops = sum(bool(text_checks.loop_reason(o)) for o in out)
@@ -248,11 +254,9 @@ def report(stages: list[StageRun], items: list[Item], rules: StageRun) -> None:
                 f"{stage.name:<34} {split:<8} {len(chosen):>3} {sum(wers) / len(wers):>6.3f} "
                 f"{recall / len(chosen):>7.3f} {loops:>3}/{len(out):<2} "
                 f"{_loop_rate_of_answers(results):>9} {fallback:>9} {compare:>38} "
-                f"{stage.seconds[split] / len(chosen):>7.2f}"
+                f"{stage.seconds[split] / ran:>7.2f}",
+                flush=True,
             )
-    for stage in stages:
-        if stage.extra:
-            print(f"{stage.name}: {stage.extra}")
 
 
 def load_average() -> str:
@@ -272,8 +276,20 @@ def main() -> None:
         "--first-start", action="store_true", help="start each local model on an empty cache"
     )
     parser.add_argument("--show", type=int, default=0, help="print the N worst LLM edits")
+    parser.add_argument(
+        "--llm-items",
+        type=int,
+        default=0,
+        help="LLM stages on the first N items of each split only (0: all); raw and rules "
+        "rows are then printed for the same items too",
+    )
     args = parser.parse_args()
     items = load(args.data)
+    llm_items = items
+    if args.llm_items:
+        llm_items = [
+            i for s in SPLITS for i in [x for x in items if x.split == s][: args.llm_items]
+        ]
     print(
         f"machine: {platform.node()} {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
     )
@@ -282,23 +298,29 @@ def main() -> None:
     raw = run_plain("raw transcript", items, lambda t: t)
     rules = run_plain("rules", items, rule_clean)
     stages = [raw, rules]
+    report(stages, items, rules)
+    if llm_items is not items:
+        print(f"\nLLM stages on the first {args.llm_items} items of each split; for comparison:")
+        report(stages, llm_items, rules)
     for preset in args.models:
         with local_server(preset, first_start=args.first_start, threads=args.threads) as (url, fig):
             client = LLMClient(url, "local", PRESETS[preset].served_name, 900.0, max_retries=0)
-            stage = run_llm(f"rules+LLM {preset}", items, client, args.concurrency)
+            stage = run_llm(f"rules+LLM {preset}", llm_items, client, args.concurrency)
         cache = "empty cache (GGUF conversion timed)" if args.first_start else "cached conversion"
         stage.extra = (
-            f"first start {fig['start_s']:.1f} s ({cache}), peak RSS {fig['peak_rss_mb']:.0f} MB, "
+            f"{stage.name}: first start {fig['start_s']:.1f} s ({cache}), peak RSS {fig['peak_rss_mb']:.0f} MB, "
             f"{args.threads} threads, concurrency {args.concurrency}"
         )
         stages.append(stage)
+        report([stage], llm_items, rules, header=False)
+        print(stage.extra, flush=True)
     if args.base_url:
         client = LLMClient(args.base_url, args.api_key, args.model, 300.0)
-        stages.append(run_llm(f"rules+LLM {args.model}", items, client, args.concurrency))
-    report(stages, items, rules)
+        stages.append(run_llm(f"rules+LLM {args.model}", llm_items, client, args.concurrency))
+        report(stages[-1:], llm_items, rules, header=False)
     for stage in stages[2:]:
         worst = sorted(
-            (i for i in items if not stage.results[i.id].used_fallback),
+            (i for i in llm_items if not stage.results[i.id].used_fallback),
             key=lambda i: (
                 wer(rules.outputs[i.id], i.reference) - wer(stage.outputs[i.id], i.reference)
             ),
