@@ -176,35 +176,15 @@ def uncertain_flag(uncertain: Sequence[str]) -> list[str]:
     return [f"uncertain ASR words, listen before accepting: {_shown(list(uncertain))}"]
 
 
-def clean_transcript(
-    text: str,
-    *,
-    client: LLMClient | None,
-    min_recall: float = DEFAULT_MIN_RECALL,
-    uncertain: Sequence[str] = (),
-) -> CleanResult:
-    """Clean one transcript: rules, then (with a client) the validated LLM edit.
-
-    `uncertain` are the transcript's words the ASR gave a low probability; a caption
-    is flagged with them (the text is not changed for them).
-    """
-    rule_text = rule_clean(text)
-    unsure = uncertain_flag(uncertain)
-    if not rule_text:
-        return CleanResult(
-            "", "", PROMPT_VERSION, RULES_MODEL, 0, False, True, ["empty transcript"]
-        )
-    if client is None:
-        return CleanResult(
-            rule_text, rule_text, PROMPT_VERSION, RULES_MODEL, 0, False, bool(unsure), unsure
-        )
-    reasons: list[str] = []
+def _llm_edit(
+    text: str, rule_text: str, client: LLMClient, min_recall: float
+) -> tuple[tuple[int, str] | None, str, list[str]]:
+    """Ask for the edit, at most twice: ((attempt, text) or None, model name, reasons)."""
     flag_reasons: list[str] = []
     model_name = client.model
     for attempt in (1, 2):
-        system = PROMPT if attempt == 1 else STRICT_PROMPT
         messages = [
-            {"role": "system", "content": system},
+            {"role": "system", "content": PROMPT if attempt == 1 else STRICT_PROMPT},
             {"role": "user", "content": rule_text},
         ]
         try:
@@ -227,11 +207,38 @@ def clean_transcript(
                 finish_reason=result.finish_reason,
             )
             if not reasons:
-                return CleanResult(
-                    rule_text, output, PROMPT_VERSION, model_name, attempt, False, bool(unsure),
-                    unsure,
-                )  # fmt: skip
+                return (attempt, output), model_name, []
         flag_reasons += [f"attempt {attempt}: {reason}" for reason in reasons]
+    return None, model_name, flag_reasons
+
+
+def clean_transcript(
+    text: str,
+    *,
+    client: LLMClient | None,
+    min_recall: float = DEFAULT_MIN_RECALL,
+    uncertain: Sequence[str] = (),
+) -> CleanResult:
+    """Clean one transcript: rules, then (with a client) the validated LLM edit.
+
+    `uncertain` are the transcript's words the ASR gave a low probability; a caption
+    is flagged with them (the text is not changed for them).
+    """
+    rule_text = rule_clean(text)
+    unsure = uncertain_flag(uncertain)
+    if not rule_text:
+        return CleanResult(
+            "", "", PROMPT_VERSION, RULES_MODEL, 0, False, True, ["empty transcript"]
+        )
+    if client is None:
+        return CleanResult(
+            rule_text, rule_text, PROMPT_VERSION, RULES_MODEL, 0, False, bool(unsure), unsure
+        )
+    edit, model_name, flag_reasons = _llm_edit(text, rule_text, client, min_recall)
+    if edit is not None:
+        return CleanResult(
+            rule_text, edit[1], PROMPT_VERSION, model_name, edit[0], False, bool(unsure), unsure
+        )
     return CleanResult(
         rule_text=rule_text,
         text=rule_text,

@@ -235,13 +235,6 @@ def _mark_edits(tokens: list[str]) -> list[str]:
 # --- 2./3. corrections --------------------------------------------------------------------
 
 
-def _sentence_start(tokens: list[str], end: int) -> int:
-    k = end
-    while k > 0 and tokens[k - 1] not in SENTENCE_END:
-        k -= 1
-    return k
-
-
 def _clause_start(tokens: list[str], end: int) -> int:
     k = end
     while k > 0 and tokens[k - 1] not in SENTENCE_END and tokens[k - 1] not in {",", ";"}:
