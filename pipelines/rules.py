@@ -34,10 +34,14 @@ from __future__ import annotations
 import re
 
 from pipelines import text_checks
+from pipelines.text_checks import FUNCTION_WORDS
 
 PAUSE = "<pause>"  # a filler or a cut marker: the speaker stopped here
-FIX = "<fix>"  # an editing phrase: what follows replaces what came before
-FIX_WEAK = "<fix?>"  # "I mean": a correction when the repair is parallel, else a filler
+FIX = "<fix>"  # "no wait", "no", "wait": what follows replaces what came before
+FIX_SOFT = "<fix~>"  # "sorry", "actually", "rather": the same, but never a whole clause
+FIX_WEAK = "<fix?>"  # "I mean": a correction when the repair is parallel, else a gloss
+FIX_BACK = "<fix.>"  # a sentence opening with "Sorry," takes back the one before, if parallel
+FIXES = (FIX, FIX_SOFT, FIX_WEAK, FIX_BACK)
 SENTENCE_END = {".", "!", "?"}
 PUNCT = {".", ",", "!", "?", ";", ":"}
 
@@ -216,9 +220,15 @@ def _mark_edits(tokens: list[str]) -> list[str]:
     while i < len(tokens):
         matched = _edit_phrase_at(tokens, i, out)
         if matched:
+            phrase = [t.lower() for t in tokens[i : i + matched]]
+            mark = FIX if {"no", "wait"} & set(phrase) else FIX_SOFT
+            if phrase[0] == "i":
+                mark = FIX_WEAK
+            if out and out[-1] in SENTENCE_END:
+                mark = FIX_BACK
             while out and out[-1] in {",", ";", PAUSE} | SENTENCE_END:
                 out.pop()  # a take-back joins the sentence it corrects
-            out.append(FIX if tokens[i].lower() != "i" else FIX_WEAK)
+            out.append(mark)
             i += matched
             while i < len(tokens) and tokens[i] in {",", PAUSE}:
                 i += 1
@@ -335,9 +345,25 @@ def _parallel(tokens: list[str], start: int, mark: int) -> bool:
     return any(a.lower() != b.lower() and kind_of(a) and kind_of(a) == kind_of(b) for a, b in pairs)
 
 
+def _is_gloss(tokens: list[str], mark: int, start: int, rule: str) -> bool:
+    """Whether the phrase after the mark adds to what came before instead of replacing
+    it: "the man on the left, I mean the one with the hat"; "it's blue, sorry, I'm not
+    sure"; "It's a cat. Sorry, I can't see well." """
+    kind = tokens[mark]
+    if kind == FIX_BACK:
+        return rule not in {"word", "kind"}
+    if kind == FIX_SOFT:
+        return rule == "clause"
+    if kind == FIX_WEAK and rule not in {"kind", "aligned"}:
+        replaced = sum(_is_word(t) for t in tokens[start:mark])
+        too_long = _phrase_length(tokens, mark + 1) > replaced + 2
+        return too_long and not _parallel(tokens, start, mark)
+    return False
+
+
 def _apply_fixes(tokens: list[str]) -> list[str]:
-    while FIX in tokens or FIX_WEAK in tokens:
-        mark = min(tokens.index(m) for m in (FIX, FIX_WEAK) if m in tokens)
+    while any(m in tokens for m in FIXES):
+        mark = min(tokens.index(m) for m in FIXES if m in tokens)
         found = _reparandum_start(tokens, mark)
         if found is None:
             tokens = tokens[:mark] + tokens[mark + 1 :]
@@ -345,9 +371,8 @@ def _apply_fixes(tokens: list[str]) -> list[str]:
         start, rule = found
         repair = _phrase_length(tokens, mark + 1)
         replaced = sum(_is_word(t) for t in tokens[start:mark])
-        weak = tokens[mark] == FIX_WEAK and rule not in {"kind", "aligned"}
-        if weak and repair > replaced + 2 and not _parallel(tokens, start, mark):
-            tokens[mark] = ","  # "the man on the left, I mean the one with the hat": a gloss
+        if _is_gloss(tokens, mark, start, rule):
+            tokens[mark] = "." if tokens[mark] == FIX_BACK else ","
             continue
         if rule == "kind" and repair == 1 and replaced > 1 and start + 1 < mark:
             # "a blue car, no sorry, red": swap the word, keep the rest of the phrase.
@@ -401,10 +426,13 @@ def _parallel_start(tokens: list[str], left: list[int], right: list[int]) -> int
             continue
         before = [tokens[k].lower() for k in left[-size:]]
         after = [tokens[k].lower() for k in right[:size]]
-        differs = sum(x != y for x, y in zip(before, after, strict=True))
-        if (before[0] == after[0] and differs == 1 and before[-1] != after[-1]) or (
-            before[0] == after[0] and before[-1] == after[-1] and differs == 1
-        ):
+        changed = [(x, y) for x, y in zip(before, after, strict=True) if x != y]
+        if before[0] != after[0] or len(changed) != 1:
+            continue
+        # "a black suit, er, a navy suit" (same head) or "a red, er, a blue car" (a word
+        # of the same kind swapped); "a big dog, uh, a big cat" is a list, not a repair.
+        x, y = changed[0]
+        if before[-1] == after[-1] or (kind_of(x) and kind_of(x) == kind_of(y)):
             return left[-size]
     return None
 
@@ -591,7 +619,7 @@ def _join(tokens: list[str]) -> str:
     for token in tokens:
         if token == PAUSE:
             continue  # a pause leaves no mark; the commas around it decide
-        if token in {FIX, FIX_WEAK}:
+        if token in FIXES:
             continue
         if not _is_word(token) and (not parts or parts[-1] in PUNCT):
             if parts and token in SENTENCE_END and parts[-1] in {",", ";", ":"}:
@@ -605,16 +633,22 @@ def _join(tokens: list[str]) -> str:
 
 
 def _drop_pause_commas(tokens: list[str]) -> list[str]:
-    """A filler takes the commas around it with it: "it's, um, switched on"."""
+    """A filler takes the commas around it with it ("it's, um, switched on"), except a
+    comma that ends a phrase ("a big dog, uh, a big cat")."""
     out: list[str] = []
     i = 0
     while i < len(tokens):
         if tokens[i] == PAUSE:
+            comma = bool(out) and out[-1] == ","
             while out and out[-1] == ",":
                 out.pop()
             i += 1
             while i < len(tokens) and tokens[i] in {",", PAUSE}:
                 i += 1
+            last = out[-1].lower() if out else ""
+            ends_phrase = _is_word(last or ".") and last not in FUNCTION_WORDS | _DANGLING
+            if comma and ends_phrase and i < len(tokens) and _is_word(tokens[i]):
+                out.append(",")
             continue
         out.append(tokens[i])
         i += 1

@@ -77,6 +77,10 @@ CASES = {
         ("A five- or six-year-old boy in a black-and-white shirt.", "A five- or six-year-old boy in a black-and-white shirt."),
         ("The man on the left, I mean the one with the hat, smiles.", "The man on the left, the one with the hat, smiles."),
         ("The dog is brown. The cat is brown.", "The dog is brown. The cat is brown."),
+        ("There's a big dog, uh, a big cat and a bird.", "There's a big dog, a big cat and a bird."),
+        ("It is blue, sorry, I am not sure.", "It is blue, I am not sure."),
+        ("It's a cat. Sorry, I can't see well.", "It's a cat. I can't see well."),
+        ("The sky is orange, like at sunset.", "The sky is orange, like at sunset."),
     ],
     "tidying": [
         ("a red car ,, next to   a tree .", "A red car, next to a tree."),
