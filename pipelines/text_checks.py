@@ -208,7 +208,7 @@ LOOP_RUN_LIMIT = 3
 LOOP_SHARE_LIMIT = 0.25  # one 4-gram covering this share of the text
 SALAD_HYPHEN_PARTS = 3  # "sofa-table-lamp": three or more words glued by hyphens
 SALAD_MIN_WORDS = 12  # the function-word measure needs a sentence or two
-SALAD_FUNCTION_SHARE = 0.2  # English prose has 35-55 % function words; salad far fewer
+SALAD_FUNCTION_SHARE = 0.12  # prose has 35-55 % function words, even a list some; salad none
 PROMPT_NGRAM = 5  # this many words in a row from the instructions count as a copy
 
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
