@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.rules import kind_of, rule_clean
+from pipelines.repairs import kind_of
+from pipelines.rules import rule_clean
 
 CASES = {
     "fillers": [
