@@ -39,11 +39,10 @@ def status_of(rec: Recording) -> str:
 
 
 def test_a_recording_becomes_transcript_cleaned_caption_and_summary(llm_settings) -> None:
-    # One recording (overlap 1) keeps the real-LLM path short on a 2-core machine; the
-    # summary of several captions and the exactly-once trigger are covered in
-    # test_pipeline.py. CAPTION_LLM=on: the bundled model is asked although by default
-    # (auto) the rules alone clean with it, so the real LLM path stays covered.
-    llm_settings.CAPTION_LLM = "on"
+    # The default configuration: CAPTION_LLM=auto leaves cleaning and the summary to the
+    # rules with the bundled model. The real model's answers, validated or rejected, are
+    # covered in tests/pipelines (test_cleaning.py, test_summary.py); the summary of
+    # several captions and the exactly-once trigger in test_pipeline.py.
     _, (item,) = make_campaign(overlap=1)
     # A short description: the weak CPU model's generation time grows with its length.
     rec = make_recording(item, audio=speech_bytes(SHORT_DESCRIPTION))
