@@ -33,6 +33,10 @@ DEFAULT_MIN_RECALL = 0.9
 # An edit may restore a few words (articles, a verb), not write an essay.
 MAX_LENGTH_RATIO = 1.5
 MAX_LENGTH_SLACK = 10
+# Words an edit may change or add, as a share of the rule text's: a few grammar fixes
+# ("there's three" -> "there are three"), not a paraphrase, which measured further from
+# what was said (benchmarks/clean_quality.py).
+MAX_REWORDING = 0.1
 
 PROMPT = (
     "You copy-edit transcripts of people describing an image out loud. The user's text "
@@ -151,6 +155,10 @@ def validate(
     named = text_checks.novel_names(output, sources)
     if named:
         reasons.append(f"names not in the source: {_shown(named)}")
+    changed = text_checks.rewording(output, rule_text)
+    if changed > MAX_REWORDING:
+        reasons.append(f"reworded: {changed:.0%} of the words changed or added (a copy-edit "
+                       f"deletes and fixes punctuation; at most {MAX_REWORDING:.0%})")  # fmt: skip
     words, limit = text_checks.word_count(output), max_words(rule_text)
     if words > limit:
         reasons.append(f"too long: {words} words, at most {limit}")

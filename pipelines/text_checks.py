@@ -311,3 +311,17 @@ _FUNCTION_WORDS_TEXT = """a an the and or but of in on at to with for from by as
     has have had do does not no some any all each which who while than then so if when
     into onto over under behind next near above below between through up down out off"""
 FUNCTION_WORDS = frozenset(_FUNCTION_WORDS_TEXT.split())
+
+
+def rewording(output: str, source: str) -> float:
+    """Share of `source`'s word count that `output` says differently: its words outside a
+    longest common subsequence with `source` (deletions are free: a copy-edit deletes)."""
+    out, src = tokens(output), tokens(source)
+    if not src:
+        return 0.0
+    row = [0] * (len(src) + 1)
+    for word in out:
+        prev_diag = 0
+        for j, other in enumerate(src, 1):
+            prev_diag, row[j] = row[j], prev_diag + 1 if word == other else max(row[j], row[j - 1])
+    return (len(out) - row[-1]) / len(src)

@@ -86,6 +86,12 @@ FAILURES = {
     ),
     "invented name": (RULE_TEXT + " It belongs to Maria.", "names not in the source: Maria"),
     "too long": (" ".join([RULE_TEXT.replace(".", ",")] * 3), "too long"),
+    "paraphrase": (
+        "The picture is a lovely depiction of a living room, where two grey sofas face a "
+        "wooden table holding the remote control and a red mug, in front of a window "
+        "with blue curtains.",
+        "reworded",
+    ),
 }  # fmt: skip
 
 
