@@ -219,5 +219,6 @@ def _llm_health_note(base_url: str) -> str:
     return (
         f"The language model is starting for the first time ({stage},{counted} "
         f"{float(body.get('elapsed_seconds', 0)):.0f} s so far; this one-time conversion "
-        "took 30 to 150 s in our trials). The caption follows when it is ready."
+        "took from half a minute to several minutes in our trials). The caption follows "
+        "when it is ready."
     )
