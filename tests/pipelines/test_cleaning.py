@@ -281,6 +281,7 @@ def test_empty_transcript_is_flagged_without_calling_the_llm(fake_llm: FakeLLM) 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two answers of the CPU model; minutes on a busy machine
 def test_real_local_llm_edit_is_validated_or_falls_back(local_llm: str) -> None:
     client = LLMClient(local_llm, "local", LOCAL_MODEL_NAME, 300.0)
     result = clean_transcript(TRANSCRIPT, client=client)
