@@ -126,6 +126,8 @@ def decode_image(data: bytes, where: str, limits: ImageLimits) -> Image.Image:
 def load_images(refs: list[ImageRef], limits: ImageLimits) -> None:
     """Fetch and decode every image of a request into `ref.image` (in the caller's
     thread: a slow image server never holds up the model)."""
+    if refs and limits.max_images == 0:
+        raise BadRequest(f"{refs[0].where}: this model reads text only", param="messages")
     if len(refs) > limits.max_images:
         raise BadRequest(
             f"this model takes at most {limits.max_images} image(s) per request, got {len(refs)}",

@@ -4,6 +4,7 @@ line, deadlines, cancellation, stop strings and streaming."""
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -192,7 +193,7 @@ def test_stop_strings_cut_the_text_and_never_reach_the_stream(backend: TextBacke
     full = solo(backend, PROMPT_A, 12).text
     numbers = full.split(" ")
     # A stop string spanning two tokens, chosen to first appear as late as possible.
-    stop = max((f" {a} {b}" for a, b in zip(numbers[1:], numbers[2:], strict=False)), key=full.find)
+    stop = max((f" {a} {b}" for a, b in itertools.pairwise(numbers[1:])), key=full.find)
     assert full.find(stop) > len(numbers[0])
     engine = Engine(backend).start()
     stream: queue.Queue[str | None] = queue.Queue()
