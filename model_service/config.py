@@ -265,7 +265,8 @@ class MolmoConfig:
 
     @property
     def total_vocab(self) -> int:
-        """Embedding rows and logits: base vocabulary + Molmo's 128 extra tokens."""
+        """Embedding rows: base vocabulary + Molmo's 128 extra tokens (the logits cover
+        only `llm.n_logits` of them)."""
         return self.llm.vocab_size + N_EXTRA_TOKENS
 
     def to_dict(self) -> dict[str, Any]:
