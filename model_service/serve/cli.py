@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--llm", action="store_true", help="serve a text LLM (see --model)")
     p.add_argument("--model", default=None, help="--llm: transformers folder or .gguf file")
     p.add_argument("--cache-dir", default=None, help="--llm: where GGUF conversions are kept")
+    p.add_argument(
+        "--base-preset",
+        default=None,
+        help="--checkpoint with an official Molmo-0924 folder: take vision, connector and "
+        "preprocessing settings from this preset (default: the releases' CLIP ViT-L/14-336)",
+    )
     p.add_argument("--name", default=None, help="the model id clients send")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8001)
@@ -120,7 +126,12 @@ def build_backend(args: argparse.Namespace) -> tuple[ServedBackend, str, str]:
     folder = Path(args.checkpoint)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder}: no config.json; not a checkpoint folder")
-    backend = MolmoBackend(folder, device=args.device, dtype=args.dtype)
+    base = None
+    if args.base_preset:
+        from model_service.presets import get_preset
+
+        base = get_preset(args.base_preset)
+    backend = MolmoBackend(folder, device=args.device, dtype=args.dtype, base=base)
     return backend, args.name or _default_name(folder), "molmo"
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from model_service import checkpoint, data
+from model_service.config import MolmoConfig
 from model_service.model import left_align
 from model_service.preprocess import to_rgb_array
 from model_service.serve.engine import DecodeState, Job
@@ -47,9 +48,19 @@ def _merged_turns(turns: list[Turn]) -> tuple[str, list[Turn]]:
 class MolmoBackend:
     """MolmoModel behind the engine; see the module docstring."""
 
-    def __init__(self, folder: Path, *, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        base: MolmoConfig | None = None,
+    ) -> None:
+        """`base`: vision, connector and preprocessing settings for an official Molmo-0924
+        folder (default: the CLIP ViT-L/14-336 ones of every release); native checkpoints
+        carry their own in config.json."""
         self.device, torch_dtype = resolve_device(device, dtype)
-        loaded = checkpoint.load(folder, device="cpu")
+        loaded = checkpoint.load(folder, device="cpu", base=base)
         self.config = loaded.config
         self.model = loaded.model.to(self.device, torch_dtype).eval()
         self.tokenizer = loaded.tokenizer

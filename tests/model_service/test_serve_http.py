@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -298,3 +299,40 @@ def test_prompts_follow_the_sft_chat_format(backend: MolmoBackend) -> None:
         " User: Be brief.\nWhat is it? Assistant: A cat. User: Where? Assistant:"
     )
     assert backend.prompt_ids(request).count(tok.eos_id) == 1  # the earlier answer ends
+
+
+def test_an_official_folder_is_served_as_the_model_generates(tmp_path: Path) -> None:
+    """`serve --checkpoint OFFICIAL --base-preset debug` (the CLI's own build path): a tiny
+    Molmo-0924 folder whose tokenizer orders the image tokens as vLLM expects and whose
+    config declares a real vocabulary below its padded rows answers what the loaded model
+    generates for the same prompt."""
+    from model_service import data
+    from model_service.serve import cli
+    from tests.model_service.test_checkpoint import randomised, write_official_folder
+    from tests.model_service.test_image_tokens import ORDERS, official_cfg
+
+    cfg = official_cfg(ORDERS["vllm"])
+    folder = tmp_path / "Molmo-tiny-0924"
+    write_official_folder(folder, randomised(MolmoModel(cfg, seed=9)), cfg)
+    args = cli.parse_args(["--checkpoint", str(folder), "--base-preset", "debug", "--port", "0",
+                           "--device", "cpu", "--threads", "2"])  # fmt: skip
+    server = cli.build_server(args)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        image = draw_example("disc")
+        body = chat([{"type": "text", "text": "w1"}, image_part(png_data_url(image))], max_tokens=6)
+        body["model"] = "Molmo-tiny-0924"
+        status, out, _ = call(f"{base}/v1/chat/completions", body)
+    finally:
+        server.shutdown()
+        server.server_close()
+        server.engine.close()
+    assert status == 200, out
+    loaded = checkpoint.load(folder, base=get_preset("debug"))
+    tok = loaded.tokenizer
+    assert tok.im_patch_id == ORDERS["vllm"].im_patch
+    item = data.build_prompt(tok, loaded.preprocessor, np.asarray(image), " User: w1 Assistant:")
+    want = loaded.model.generate(data.collate([item], pad_id=tok.pad_id), 6, tok.eos_id)[0]
+    assert out["choices"][0]["message"]["content"] == tok.decode(want).removeprefix(" ")
+    assert out["usage"]["prompt_tokens"] == len(item["input_ids"])
