@@ -30,7 +30,7 @@ def default_cache_dir() -> Path:
     """LLM_CACHE_DIR, else llm-cache under PIXMO_VAR_DIR or the repository's var/."""
     if os.environ.get("LLM_CACHE_DIR"):
         return Path(os.environ["LLM_CACHE_DIR"])
-    var = os.environ.get("PIXMO_VAR_DIR") or str(Path(__file__).resolve().parent.parent / "var")
+    var = os.environ.get("PIXMO_VAR_DIR") or str(Path(__file__).resolve().parents[2] / "var")
     return Path(var) / "llm-cache"
 
 

@@ -199,3 +199,13 @@ def test_a_cached_conversion_is_reused(tmp_path: Path) -> None:
     (cached / "model.safetensors").write_bytes(b"")
     # The fake GGUF file would fail to convert: reaching it would raise.
     assert resolve_model_dir(str(gguf), tmp_path / "cache") == cached
+
+
+def test_the_default_cache_is_the_repository_var_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_service.serve.llm_files import default_cache_dir
+
+    monkeypatch.delenv("LLM_CACHE_DIR", raising=False)
+    monkeypatch.delenv("PIXMO_VAR_DIR", raising=False)
+    assert default_cache_dir() == Path(__file__).resolve().parents[2] / "var" / "llm-cache"
+    monkeypatch.setenv("PIXMO_VAR_DIR", "/srv/pixmo")
+    assert default_cache_dir() == Path("/srv/pixmo/llm-cache")
