@@ -57,16 +57,22 @@ def bodies(model: str, n: int, max_tokens: int) -> list[dict[str, Any]]:
 def measure(
     command: list[str], port: int, model: str, args: argparse.Namespace, env: dict[str, str]
 ) -> dict[str, Any]:
+    """Both loads against one server; a failure is reported with the server's log tail."""
+    result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "server.log"
         try:
-            with running(command, port, Path(tmp) / "server.log", env=env) as base:
+            with running(command, port, log, env=env) as base:
                 run_load(base, bodies(model, 1, args.max_tokens), 1)  # warm-up
                 work = bodies(model, args.requests, args.max_tokens)
-                single = run_load(base, work, 1).summary()
-                batched = run_load(base, work, args.concurrency).summary()
-        except RuntimeError as exc:
-            return {"error": str(exc)[-1500:]}
-    return {"sequential": single, "concurrent": batched}
+                result["sequential"] = run_load(base, work, 1).summary()
+                result["concurrent"] = run_load(base, work, args.concurrency).summary()
+        except Exception as exc:
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+            result["error"] = f"{type(exc).__name__}: {exc}"[-500:]
+            result["server_log_tail"] = tail
+    print(json.dumps({"partial": command[-3:], **result}), file=sys.stderr, flush=True)
+    return result
 
 
 def main() -> None:
