@@ -18,7 +18,7 @@ def form(**fields: object) -> dict[str, object]:
         "overlap": 2,
         "min_seconds": 60,
         "max_seconds": 600,
-        "label_prompts": "[]",
+        "collection_method": "counting",
         "guidelines": "",
         "priority": 0,
         "active": "on",
