@@ -156,6 +156,7 @@ def agreement_get_reviewable(*, user: Any, agreement_id: int) -> ItemAgreement |
 class Marker:
     cx: float  # pixels of the image (the SVG's viewBox)
     cy: float
+    r: float  # smaller for each next annotator: agreeing points show as nested rings
     colour: int  # palette index
     title: str
 
@@ -175,7 +176,6 @@ class ReviewEntry:
     image_url: str
     width: int
     height: int
-    radius: float
     annotators: list[tuple[int, PointsAnnotation]]  # (colour, annotation)
     labels: list[ReviewLabel]
 
@@ -194,6 +194,7 @@ def review_entry(
 ) -> ReviewEntry:
     """Everything the review page draws for one image: annotators, labels, markers."""
     image = annotations[0].image
+    base = max(4.0, math.hypot(image.width, image.height) * 0.016)
     coloured = [(i % PALETTE_SIZE, a) for i, a in enumerate(annotations)]
     by_key: dict[str, list[tuple[int, PointsAnnotation, LabelAnnotation]]] = {}
     for colour, annotation in coloured:
@@ -206,9 +207,11 @@ def review_entry(
         for colour, annotation, label in given:
             name = annotation.annotator.get_username()
             answers.append((colour, name, label.count, label_molmo_text(label)))
+            radius = base * (1.0 - 0.12 * colour)
             for n, (x, y) in enumerate(label.point_pairs, start=1):
                 cx, cy = x * image.width / 100, y * image.height / 100
-                markers.append(Marker(cx, cy, colour, f"{name} #{n}: {x:.1f}%, {y:.1f}%"))
+                title = f"{name} #{n}: {x:.1f}%, {y:.1f}%"
+                markers.append(Marker(cx, cy, radius, colour, title))
         labels.append(
             ReviewLabel(given[0][2].label, _label_status(key, agreement), answers, markers)
         )
@@ -216,7 +219,6 @@ def review_entry(
         image_url=image_media_url(image=image),
         width=image.width,
         height=image.height,
-        radius=max(3.0, math.hypot(image.width, image.height) * 0.008),
         annotators=coloured,
         labels=labels,
     )
