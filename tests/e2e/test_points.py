@@ -114,6 +114,30 @@ def _near(points: list[dict[str, float]], expected: list[tuple[float, float]]) -
     )
 
 
+def _pinch_out(page: Any) -> None:
+    """Two fingers on the image moving apart (Chromium's touch input, through CDP)."""
+    box = page.locator("[data-viewport]").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    cdp = page.context.new_cdp_session(page)
+
+    def touch(kind: str, spread: float | None) -> None:
+        points = (
+            []
+            if spread is None
+            else [
+                {"x": cx - spread, "y": cy, "id": 0},
+                {"x": cx + spread, "y": cy, "id": 1},
+            ]
+        )
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    touch("touchStart", 20)
+    for spread in range(30, 130, 10):
+        touch("touchMove", spread)
+    touch("touchEnd", None)
+    cdp.detach()
+
+
 def _wait_ready(page: Any) -> None:
     page.wait_for_function(
         "() => { const i = document.querySelector('[data-image]');"
@@ -167,7 +191,13 @@ def test_mouse_zoom_pan_drag_undo_and_not_present(open_page, cast) -> None:  # t
     assert viewport["y"] < y < viewport["y"] + viewport["height"]
     page.mouse.click(x, y)
     expect(page.locator(".label-row.active .label-count")).to_have_text("3 points")
-    page.get_by_role("button", name="Fit image").click()
+
+    # A reload keeps the work made so far (saved in the browser as it is made).
+    page.reload()
+    _wait_ready(page)
+    expect(page.get_by_role("status")).to_contain_text("Restored your unsubmitted work")
+    expect(page.locator(".label-row.active .label-count")).to_have_text("3 points")
+    expect(page.locator(".marker")).to_have_count(3)
 
     page.get_by_role("button", name="Next label").click()
     expect(page.get_by_role("textbox", name="Label", exact=True)).to_have_value("blue circle")
@@ -201,6 +231,11 @@ def test_touch_taps_on_a_phone_then_skip_with_a_reason(open_page, cast) -> None:
     _wait_ready(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scroll
     page.get_by_role("textbox", name="Label", exact=True).fill("red square")
+    _pinch_out(page)
+    zoom = int(page.locator("[data-zoom-level]").inner_text().split()[0])
+    assert zoom >= 200, zoom  # two fingers zoomed in ...
+    assert page.locator(".marker").count() == 0  # ... and placed nothing
+    page.get_by_role("button", name="Fit image").click()
     page.evaluate(
         "window.__kinds = []; document.querySelector('[data-viewport]')"
         ".addEventListener('pointerdown', (e) => window.__kinds.push(e.pointerType))"
@@ -259,8 +294,24 @@ def test_keyboard_only_with_a_label_holding_markup(open_page, cast) -> None:  # 
     rows = _label_rows(page)
     assert rows[1] == f"{markup} not present ×", rows  # × deletes the label
     assert page.locator(".label-list b, .label-list img").count() == 0  # text, not markup
+
+    # Fault injection: the first submit reaches the server, but its answer is lost.
+    keys_sent: list[str] = []
+
+    def lose_first_answer(route: Any) -> None:
+        keys_sent.append(route.request.headers["idempotency-key"])
+        if len(keys_sent) == 1:
+            route.fetch()
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/points/annotations/", lose_first_answer)
     keys.press("Control+Enter")
     expect(page.get_by_role("status")).to_have_text("Points submitted: 2 labels, 2 points.")
+    assert len(keys_sent) == 2 and keys_sent[0] == keys_sent[1]  # retried under one key
+    assert PointsAnnotation.objects.count() == 1  # and stored once
+    problems[:] = [p for p in problems if "ERR_CONNECTION_RESET" not in p]
 
     assert _near(_stored("red square").points, [(15.0, 20.0), (50.0, 50.0)])
     absent = _stored(markup)
