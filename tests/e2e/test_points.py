@@ -227,7 +227,8 @@ def test_touch_taps_on_a_phone_then_skip_with_a_reason(open_page, cast) -> None:
 
     campaign("e2e points phone", n_images=2, collection_method="pointing")
     phone = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
-    page, problems = open_page("owner", "pw-owner-123", **phone)
+    page, problems = open_page("owner", "pw-owner-123", path="/", **phone)
+    page.get_by_role("link", name="Point at objects in images").click()  # from the home page
     _wait_ready(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scroll
     page.get_by_role("textbox", name="Label", exact=True).fill("red square")
