@@ -163,7 +163,7 @@ CELERY_TASK_ALWAYS_EAGER = False
 
 # --- language model (pipelines/llm.py; README "Language model") --------------------------
 # Any OpenAI-compatible server; the default is the local one `make run` starts
-# (python -m model_service.llm_server). The key is only sent, never needed locally.
+# (python -m model_service.serve --llm). The key is only sent, never needed locally.
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "http://127.0.0.1:8001/v1")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY", "local")
 LLM_MODEL = env_str("LLM_MODEL", "SmolLM2-135M-Instruct")

@@ -1,25 +1,20 @@
-"""The local OpenAI-compatible LLM server: protocol, bad requests, concurrency, batching."""
+"""The text LLM mode of the model server (`python -m model_service.serve --llm`) with the
+real SmolLM2-135M-Instruct: protocol, streaming, bad requests, concurrency, and where its
+weights come from (a folder, or a GGUF file converted once and cached)."""
 
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
-from model_service.llm_engine import (
-    CACHE_FORMAT,
-    BatchingEngine,
-    GenRequest,
-    LoadedModel,
-    resolve_model_dir,
-)
+from model_service.serve.llm_files import CACHE_FORMAT, resolve_model_dir
 from pipelines.llm import LLMClient, LLMError
 from tests.llm_fixtures import LOCAL_MODEL_NAME
 
@@ -110,7 +105,26 @@ def test_greedy_answers_are_deterministic(local_llm: str) -> None:
         (chat_body("x", max_tokens=0), 400, "max_tokens"),
         (chat_body("x", max_tokens=10**6), 400, "context length"),
         (chat_body("x", temperature=7), 400, "temperature"),
-        (chat_body("x", stream=True), 400, "stream"),
+        (chat_body("x", stream="yes"), 400, "stream"),
+        (
+            json.dumps(
+                {
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [
+                                {
+                                    "type": "image_url",
+                                    "image_url": {"url": "data:image/png;base64,AAAA"},
+                                }
+                            ],
+                        }
+                    ]
+                }
+            ).encode(),
+            400,
+            "reads text only",
+        ),
         (chat_body("x", model="gpt-imaginary"), 404, "not served here"),
     ],
 )
@@ -152,158 +166,20 @@ def test_concurrent_requests_are_all_answered(local_llm: str) -> None:
     assert health["requests"] >= len(prompts)
 
 
-# --- continuous batching on a tiny random Llama ---------------------------------------------
-
-
-class DigitsTokenizer:
-    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
-        return " ".join(str(i) for i in ids)
-
-
-@pytest.fixture(scope="module")
-def tiny_lm() -> LoadedModel:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
+@pytest.mark.slow
+def test_streaming_matches_the_whole_answer(local_llm: str) -> None:
+    client = openai.OpenAI(base_url=local_llm, api_key="local", max_retries=0)
+    messages = [{"role": "user", "content": "Name three fruits."}]
+    whole = client.chat.completions.create(
+        model=LOCAL_MODEL_NAME, messages=messages, temperature=0, max_tokens=12
     )
-    model = LlamaForCausalLM(config).eval()
-    return LoadedModel(model, DigitsTokenizer(), {63}, 0, 256)
-
-
-class HookedEngine(BatchingEngine):
-    """Runs `on_step` once, before the first decoding step; records each admission."""
-
-    def __init__(self, lm: LoadedModel) -> None:
-        self.admitted: list[list[tuple[float, int]]] = []
-        super().__init__(lm)
-
-    on_step: Callable[[], None] | None = None
-
-    def _prefill(self, requests: list[GenRequest]) -> Any:
-        self.admitted.append([(r.temperature, r.max_tokens) for r in requests])
-        return super()._prefill(requests)
-
-    def _step(self, batch: Any, sampling: GenRequest) -> Any:
-        hook, self.on_step = self.on_step, None
-        if hook is not None:
-            hook()
-        return super()._step(batch, sampling)
-
-
-def request(prompt: list[int], max_tokens: int, temperature: float = 0.0) -> GenRequest:
-    return GenRequest(
-        prompt_ids=prompt, max_tokens=max_tokens, temperature=temperature, top_p=1.0, stop=[]
+    stream = client.chat.completions.create(
+        model=LOCAL_MODEL_NAME, messages=messages, temperature=0, max_tokens=12, stream=True
     )
-
-
-PROMPT_A = [5, 9, 17, 3, 44, 21, 8, 30, 12]
-PROMPT_B = [7, 2, 50]
-
-
-def solo(lm: LoadedModel, prompt: list[int], max_tokens: int) -> str:
-    engine = BatchingEngine(lm)
-    try:
-        return engine.submit(request(prompt, max_tokens)).text
-    finally:
-        engine.close()
-
-
-def test_a_request_joining_a_running_batch_decodes_as_if_alone(tiny_lm: LoadedModel) -> None:
-    alone_a, alone_b = solo(tiny_lm, PROMPT_A, 12), solo(tiny_lm, PROMPT_B, 5)
-    engine = HookedEngine(tiny_lm)
-    with ThreadPoolExecutor(2) as pool:
-
-        def join_b() -> None:
-            futures.append(pool.submit(engine.submit, request(PROMPT_B, 5)))
-            while engine._queue.qsize() < 1:
-                time.sleep(0.005)
-
-        futures: list[Any] = []
-        engine.on_step = join_b
-        first = pool.submit(engine.submit, request(PROMPT_A, 12))
-        together_a = first.result(timeout=60)
-        together_b = futures[0].result(timeout=60)
-    engine.close()
-    # B joined A after A's first step (shorter prompt: left-padded), finished first and
-    # left; A went on alone. Both match their solo decoding token for token.
-    assert (together_a.text, together_b.text) == (alone_a, alone_b)
-    assert (together_a.completion_tokens, together_b.completion_tokens) == (12, 5)
-    assert together_a.finish_reason == together_b.finish_reason == "length"
-    assert engine.stats == {"requests": 2, "batches": 1, "largest_batch": 2}
-
-
-def test_different_sampling_settings_wait_for_their_own_batch(tiny_lm: LoadedModel) -> None:
-    engine = HookedEngine(tiny_lm)
-    with ThreadPoolExecutor(2) as pool:
-
-        def add_sampled() -> None:
-            futures.append(pool.submit(engine.submit, request(PROMPT_B, 4, temperature=0.8)))
-            while engine._queue.qsize() < 1:
-                time.sleep(0.005)
-
-        futures: list[Any] = []
-        engine.on_step = add_sampled
-        greedy = pool.submit(engine.submit, request(PROMPT_A, 6)).result(timeout=60)
-        sampled = futures[0].result(timeout=60)
-    engine.close()
-    assert greedy.completion_tokens == 6 and sampled.completion_tokens == 4
-    assert engine.stats == {"requests": 2, "batches": 2, "largest_batch": 1}
-
-
-def test_a_held_request_is_not_starved_by_later_ones(tiny_lm: LoadedModel) -> None:
-    engine = HookedEngine(tiny_lm)
-    with ThreadPoolExecutor(3) as pool:
-
-        def add_two() -> None:
-            for temperature in (0.8, 0.0):
-                futures.append(pool.submit(engine.submit, request(PROMPT_B, 3, temperature)))
-                while engine._queue.qsize() < len(futures):
-                    time.sleep(0.005)
-
-        futures: list[Any] = []
-        engine.on_step = add_two
-        pool.submit(engine.submit, request(PROMPT_A, 8)).result(timeout=60)
-        for future in futures:
-            future.result(timeout=60)
-    engine.close()
-    # The late greedy request could have joined the first batch, but the sampled one
-    # was waiting before it: the batch drained, the sampled one ran, then the late one.
-    assert engine.admitted == [[(0.0, 8)], [(0.8, 3)], [(0.0, 3)]]
-    assert engine.stats == {"requests": 3, "batches": 3, "largest_batch": 1}
-
-
-def test_many_concurrent_requests_respect_max_batch(tiny_lm: LoadedModel) -> None:
-    engine = BatchingEngine(tiny_lm, max_batch=3)
-    prompts = [[i + 1, i + 2, i + 3][: 1 + i % 3] for i in range(7)]
-    with ThreadPoolExecutor(7) as pool:
-        results = list(pool.map(lambda p: engine.submit(request(p, 4)), prompts))
-    engine.close()
-    assert [r.text for r in results] == [solo(tiny_lm, p, 4) for p in prompts]
-    assert engine.stats["requests"] == 7 and engine.stats["largest_batch"] <= 3
-
-
-def test_a_failed_step_reports_the_error_to_each_request(tiny_lm: LoadedModel) -> None:
-    class Broken(BatchingEngine):
-        def _step(self, batch: Any, sampling: GenRequest) -> Any:
-            raise RuntimeError("out of memory")
-
-    engine = Broken(tiny_lm)
-    try:
-        with pytest.raises(RuntimeError, match="out of memory"):
-            engine.submit(request(PROMPT_A, 3))
-        # The engine keeps serving after a failure.
-        assert engine.submit(request(PROMPT_A, 1)).completion_tokens == 1
-    finally:
-        engine.close()
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content and text
+    assert chunks[-1].choices[0].finish_reason == whole.choices[0].finish_reason
 
 
 # --- model resolution ---------------------------------------------------------------------
@@ -323,3 +199,13 @@ def test_a_cached_conversion_is_reused(tmp_path: Path) -> None:
     (cached / "model.safetensors").write_bytes(b"")
     # The fake GGUF file would fail to convert: reaching it would raise.
     assert resolve_model_dir(str(gguf), tmp_path / "cache") == cached
+
+
+def test_the_default_cache_is_the_repository_var_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_service.serve.llm_files import default_cache_dir
+
+    monkeypatch.delenv("LLM_CACHE_DIR", raising=False)
+    monkeypatch.delenv("PIXMO_VAR_DIR", raising=False)
+    assert default_cache_dir() == Path(__file__).resolve().parents[2] / "var" / "llm-cache"
+    monkeypatch.setenv("PIXMO_VAR_DIR", "/srv/pixmo")
+    assert default_cache_dir() == Path("/srv/pixmo/llm-cache")
