@@ -17,6 +17,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("catalog/", include("annotator_app.catalog.urls")),
     path("work/", include("annotator_app.work.api_urls")),
     path("captions/", include("annotator_app.captions.api_urls")),
+    path("points/", include("annotator_app.points.api_urls")),
 ]
 
 urlpatterns = [
@@ -25,6 +26,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("work/", include("annotator_app.work.page_urls")),
     path("captions/", include("annotator_app.captions.page_urls")),
+    path("points/", include("annotator_app.points.page_urls")),
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on pages without an icon link (admin, API docs).
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),

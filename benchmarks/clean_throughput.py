@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/clean_throughput.py --n 8 --concurrency 4 [--abba]
 
 Without OPENAI_BASE_URL (or --base-url) it starts the local server
-(`python -m model_service.llm_server`) on a free port and stops it afterwards. Prints
+(`python -m model_service.serve --llm`) on a free port and stops it afterwards. Prints
 transcripts/s, completion tokens/s, the speedup of the concurrent run, and how many
 captions fell back to the rule-based text. Transcripts are synthetic spoken
 descriptions (seeded), so runs are comparable.
@@ -80,7 +80,7 @@ def local_server() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "model_service.llm_server", "--port", str(port)],
+        [sys.executable, "-m", "model_service.serve", "--llm", "--port", str(port)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

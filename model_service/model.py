@@ -177,7 +177,7 @@ def segment_attention_mask(
 
 
 class MolmoModel(nn.Module):
-    """Molmo: ViT + connector + decoder LLM. `forward` returns logits [B, L, V+128]."""
+    """Molmo: ViT + connector + decoder LLM. `forward` returns logits [B, L, n_logits]."""
 
     def __init__(self, cfg: MolmoConfig, *, seed: int = 0) -> None:
         super().__init__()
@@ -196,8 +196,8 @@ class MolmoModel(nn.Module):
             self.llm = AutoModel.from_config(self.hf_config, attn_implementation="sdpa")
             self.new_embedding = nn.Parameter(torch.zeros(N_EXTRA_TOKENS, cfg.llm.d_model))
             self.lm_head = None
-            if not cfg.llm.tie_embeddings:
-                self.lm_head = nn.Linear(cfg.llm.d_model, cfg.total_vocab, bias=False)
+            if not cfg.llm.tie_embeddings:  # text rows only: extra tokens are never output
+                self.lm_head = nn.Linear(cfg.llm.d_model, cfg.llm.n_logits, bias=False)
             self._init_own_weights()
 
     def _init_own_weights(self) -> None:
@@ -259,7 +259,7 @@ class MolmoModel(nn.Module):
         pos = idx[valid]  # [K]
         hits = torch.zeros(b, length, device=idx.device)
         hits = hits.index_put((batch_of, pos), torch.ones_like(pos, dtype=hits.dtype), True)
-        is_patch = input_ids == self.cfg.llm.vocab_size + 2  # <im_patch>
+        is_patch = input_ids == self.cfg.tokenizer.image_ids.im_patch
         if not torch.equal(hits, is_patch.to(hits.dtype)):
             raise ValueError(
                 f"image features do not fit: {int(valid.sum())} features for "
@@ -289,11 +289,11 @@ class MolmoModel(nn.Module):
         return x + self._drop(layer.post_feedforward_layernorm(h) if post_norm else h, keep)
 
     def logits_from_hidden(self, h: torch.Tensor) -> torch.Tensor:
-        """[B, L, d] final hidden states -> [B, L, V+128]."""
+        """[B, L, d] final hidden states -> [B, L, n_logits] over the real text vocabulary
+        (no padded rows, no extra tokens: neither is ever a target or an output)."""
         if self.lm_head is not None:
             return self.lm_head(h)
-        base = F.linear(h, self.llm.embed_tokens.weight)  # [B, L, V]
-        return torch.cat([base, F.linear(h, self.new_embedding)], dim=-1)  # [B, L, V+128]
+        return F.linear(h, self.llm.embed_tokens.weight[: self.cfg.llm.n_logits])
 
     def forward(
         self,
@@ -307,7 +307,7 @@ class MolmoModel(nn.Module):
         cache: Any = None,
         key_segment_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits [B, L, V+128] for a batch laid out as in CONTRACT.md.
+        """Logits [B, L, n_logits] for a batch laid out as in CONTRACT.md.
 
         `cache` (a transformers DynamicCache) and `key_segment_ids` ([B, cached + L], the
         segments of every key) are only used by `generate`.
@@ -331,7 +331,7 @@ class MolmoModel(nn.Module):
         }
         for layer in self.llm.layers:
             x = self._block(layer, x, attn, response_mask)
-        return self.logits_from_hidden(self.llm.norm(x))  # [B, L, V+128]
+        return self.logits_from_hidden(self.llm.norm(x))  # [B, L, n_logits]
 
     # --------------------------------------------------------------- construction
 
@@ -371,9 +371,21 @@ class MolmoModel(nn.Module):
         head = state.pop("lm_head.weight", None)
         self.llm.load_state_dict(state, strict=True)
         if self.lm_head is not None and head is not None:
-            self.lm_head.weight[: self.cfg.llm.vocab_size] = head
+            self.lm_head.weight.copy_(head[: self.cfg.llm.n_logits])
 
     # --------------------------------------------------------------- generation
+
+    def banned_ids(self) -> list[int]:
+        """Image-layout ids that fall inside the logits' columns (never to be sampled)."""
+        n = self.cfg.llm.n_logits
+        return [i for i in self.cfg.tokenizer.image_ids.as_dict().values() if i < n]
+
+    def mask_banned(self, logits: torch.Tensor) -> torch.Tensor:
+        """`logits` [..., n_logits] with the banned columns at -inf."""
+        banned = self.banned_ids()
+        if not banned:
+            return logits
+        return logits.index_fill(-1, torch.tensor(banned, device=logits.device), float("-inf"))
 
     @torch.no_grad()
     def generate(
@@ -381,8 +393,9 @@ class MolmoModel(nn.Module):
     ) -> list[list[int]]:
         """Greedy decoding with a KV cache for a batch of (right- or left-padded) prompts.
 
-        Returns the new tokens of each prompt, stopping before EOS. Molmo's extra tokens
-        are never generated.
+        Returns the new tokens of each prompt, stopping before EOS. Image-layout tokens
+        are never generated (the logits hold no extra rows, and `banned_ids` masks image
+        tokens that a tokenizer placed inside the text vocabulary).
         """
         from transformers import DynamicCache
 
@@ -392,12 +405,12 @@ class MolmoModel(nn.Module):
         if pos is None:
             pos = torch.arange(seg.shape[1], device=seg.device).expand_as(seg)
         cache = DynamicCache(config=self.hf_config)
-        logits = self(**batch, cache=cache)[:, -1]  # [B, V+128]
+        logits = self(**batch, cache=cache)[:, -1]  # [B, n_logits]
         next_pos, new_seg, keys = pos[:, -1:] + 1, seg.amax(dim=1, keepdim=True), seg
         out: list[list[int]] = [[] for _ in range(seg.shape[0])]
         done = torch.zeros(seg.shape[0], dtype=torch.bool, device=seg.device)
         for _ in range(max_new_tokens):
-            token = logits[:, : self.cfg.llm.vocab_size].argmax(dim=-1)  # [B]
+            token = self.mask_banned(logits).argmax(dim=-1)  # [B]
             done |= token == eos_id
             for i in torch.nonzero(~done).flatten().tolist():
                 out[i].append(int(token[i]))

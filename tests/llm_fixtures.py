@@ -1,6 +1,6 @@
 """LLM fixtures: the real local server, and a scripted fake that only injects failures.
 
-- `local_llm` (session): starts `python -m model_service.llm_server` on a free port
+- `local_llm` (session): starts `python -m model_service.serve --llm` on a free port
   and yields its base URL (`http://127.0.0.1:PORT/v1`).
 - `llm_settings`: points settings.OPENAI_BASE_URL / LLM_MODEL / OPENAI_API_KEY at it.
 - `fake_llm`: a threaded chat-completions server whose answer to each request is
@@ -61,7 +61,7 @@ def local_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env.setdefault("LLM_CACHE_DIR", str(REPO / "var" / "llm-cache"))
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "model_service.llm_server", "--port", str(port)],
+            [sys.executable, "-m", "model_service.serve", "--llm", "--port", str(port)],
             cwd=REPO,
             env=env,
             stdout=log_file,

@@ -32,7 +32,12 @@ DEMO_CAMPAIGNS: list[tuple[str, dict[str, Any]]] = [
     ("Demo: spoken descriptions", {"kind": "cap", "overlap": 1, "min_seconds": 60}),
     (
         "Demo: pointing",
-        {"kind": "points", "overlap": 1, "label_prompts": ["person", "cup", "cat", "text"]},
+        {
+            "kind": "points",
+            "overlap": 1,
+            "collection_method": "pointing",  # the prompts are offered as suggestions
+            "label_prompts": ["person", "cup", "cat", "text"],
+        },
     ),
     ("Demo: ask me anything", {"kind": "ama", "overlap": 1}),
 ]

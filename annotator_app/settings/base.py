@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "annotator_app.catalog",
     "annotator_app.work",
     "annotator_app.captions",
+    "annotator_app.points",
     "annotator_app.demo",
 ]
 
@@ -162,7 +163,7 @@ CELERY_TASK_ALWAYS_EAGER = False
 
 # --- language model (pipelines/llm.py; README "Language model") --------------------------
 # Any OpenAI-compatible server; the default is the local one `make run` starts
-# (python -m model_service.llm_server). The key is only sent, never needed locally.
+# (python -m model_service.serve --llm). The key is only sent, never needed locally.
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "http://127.0.0.1:8001/v1")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY", "local")
 LLM_MODEL = env_str("LLM_MODEL", "SmolLM2-135M-Instruct")
@@ -311,6 +312,31 @@ FETCH_ALLOWED_ADDRESSES: list[str] = []
 RECORDING_MAX_BYTES = env_int("RECORDING_MAX_BYTES", 50 * 1024 * 1024)
 # Slack on a campaign's min/max seconds: the browser's clock and the decoded length differ.
 RECORDING_DURATION_TOLERANCE_MS = env_int("RECORDING_DURATION_TOLERANCE_MS", 1000)
+
+# --- points (PixMo-Points; annotator_app/points) -------------------------------------------
+POINTS_MAX_PER_LABEL = env_int("POINTS_MAX_PER_LABEL", 200)
+POINTS_MAX_LABELS = env_int("POINTS_MAX_LABELS", 50)
+# Body size refused before parsing (413); room for the largest valid submission.
+POINTS_MAX_REQUEST_BYTES = env_int("POINTS_MAX_REQUEST_BYTES", 2 * 1024 * 1024)
+# Two annotators' points match within this distance, in percent of the image diagonal.
+POINTS_AGREEMENT_DISTANCE = env_float("POINTS_AGREEMENT_DISTANCE", 5.0)
+# Counts may differ (and points stay unmatched) by this much and still agree.
+POINTS_AGREEMENT_COUNT_TOLERANCE = env_int("POINTS_AGREEMENT_COUNT_TOLERANCE", 0)
+# Accept an item's annotations without a reviewer when all annotators agreed.
+POINTS_AUTO_ACCEPT_AGREED = env_bool("POINTS_AUTO_ACCEPT_AGREED", True)
+for _name, _value, _low in [
+    ("POINTS_MAX_PER_LABEL", POINTS_MAX_PER_LABEL, 1),
+    ("POINTS_MAX_LABELS", POINTS_MAX_LABELS, 1),
+    ("POINTS_MAX_REQUEST_BYTES", POINTS_MAX_REQUEST_BYTES, 1024),
+    ("POINTS_AGREEMENT_COUNT_TOLERANCE", POINTS_AGREEMENT_COUNT_TOLERANCE, 0),
+]:
+    if _value < _low:
+        raise ConfigError(f"environment variable {_name} must be at least {_low}, got {_value}")
+if not 0.0 < POINTS_AGREEMENT_DISTANCE <= 100.0:
+    raise ConfigError(
+        "environment variable POINTS_AGREEMENT_DISTANCE must be in (0, 100], "
+        f"got {POINTS_AGREEMENT_DISTANCE}"
+    )
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -13,11 +13,19 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
+from annotator_app.work.forms import LabelPromptsField
 from annotator_app.work.models import Assignment, Campaign, WorkItem
 from annotator_app.work.services import CampaignError, campaign_sync_items, campaign_validate
 
 
 class CampaignForm(ModelForm):
+    label_prompts = LabelPromptsField(
+        required=False,
+        help_text="Points: the labels annotators point at. Counting campaigns ask every one "
+        "(some may name things that are absent on purpose); pointing campaigns offer them "
+        "as suggestions.",
+    )
+
     class Meta:
         model = Campaign
         fields = [
@@ -28,6 +36,7 @@ class CampaignForm(ModelForm):
             "overlap",
             "min_seconds",
             "max_seconds",
+            "collection_method",
             "label_prompts",
             "guidelines",
             "priority",
@@ -47,6 +56,7 @@ class CampaignForm(ModelForm):
                 max_seconds=data.get("max_seconds") or 0,
                 label_prompts=data.get("label_prompts") or [],
                 lease_seconds=data.get("lease_seconds") or 0,
+                collection_method=data.get("collection_method") or "",
             )
         except CampaignError as exc:
             field, _, message = str(exc).partition(": ")
@@ -61,6 +71,15 @@ class CampaignAdmin(admin.ModelAdmin):
     list_filter = ("kind", "active")
     search_fields = ("name",)
     filter_horizontal = ("topics", "images", "reviewers")
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "topics", "images", "overlap", "guidelines"]}),
+        ("Spoken descriptions (cap)", {"fields": ["min_seconds", "max_seconds"]}),
+        ("Points", {"fields": ["collection_method", "label_prompts"]}),
+        (
+            "Serving",
+            {"fields": ["priority", "active", "breadth_first", "lease_seconds", "reviewers"]},
+        ),
+    ]
     actions = ["sync_items"]
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:

@@ -23,8 +23,9 @@ from annotator_app.accounts.permissions import IsPlatformAdmin, IsReviewer, is_a
 from annotator_app.catalog.models import Image, Topic
 from annotator_app.catalog.selectors import image_media_url
 from annotator_app.work import selectors
-from annotator_app.work.models import Assignment, Campaign, CampaignKind
+from annotator_app.work.models import Assignment, Campaign, CampaignKind, CollectionMethod
 from annotator_app.work.services import (
+    SKIP_REASON_MAX_CHARS,
     AssignmentStateError,
     CampaignError,
     assignment_heartbeat,
@@ -52,7 +53,7 @@ class CampaignOutputSerializer(serializers.ModelSerializer):
         model = Campaign
         fields = ["id", "name", "kind", "topics", "overlap", "min_seconds", "max_seconds"]
         fields += ["label_prompts", "guidelines", "priority", "active", "breadth_first"]
-        fields += ["lease_seconds"]
+        fields += ["lease_seconds", "collection_method"]
 
 
 @extend_schema_serializer(component_name="WorkAssignment")
@@ -66,7 +67,7 @@ class AssignmentOutputSerializer(serializers.ModelSerializer):
         model = Assignment
         fields = ["id", "status", "campaign", "item_id", "image_id", "image_url"]
         fields += ["leased_until", "heartbeat_at", "started_at", "submitted_at"]
-        fields += ["active_seconds", "reviewed_at", "review_reason"]
+        fields += ["active_seconds", "reviewed_at", "review_reason", "skip_reason"]
 
     def get_image_url(self, assignment: Assignment) -> str:
         return image_media_url(image=assignment.item.image, request=self.context.get("request"))
@@ -115,6 +116,7 @@ class CampaignInputSerializer(serializers.Serializer):
     active = serializers.BooleanField(required=False)
     breadth_first = serializers.BooleanField(required=False)
     lease_seconds = serializers.IntegerField(min_value=30, max_value=86_400, required=False)
+    collection_method = serializers.ChoiceField(choices=CollectionMethod.choices, required=False)
     reviewers = serializers.ListField(child=serializers.CharField(), required=False)
 
     def validate_topics(self, slugs: list[str]) -> list[Topic]:
@@ -299,11 +301,21 @@ class HeartbeatApi(APIView):
 
 
 class SkipApi(APIView):
-    @extend_schema(request=None, responses=AssignmentOutputSerializer)
+    """Skip one's leased item, optionally saying why (task pages ask for a reason)."""
+
+    @extend_schema_serializer(component_name="WorkSkipInput")
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=SKIP_REASON_MAX_CHARS
+        )
+
+    @extend_schema(request=InputSerializer, responses=AssignmentOutputSerializer)
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = _own(request, assignment_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
         try:
-            assignment_skip(assignment=assignment)
+            assignment_skip(assignment=assignment, reason=data.validated_data["reason"])
         except AssignmentStateError as exc:
             raise _state_error(exc) from None
         assignment.refresh_from_db()

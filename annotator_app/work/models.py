@@ -19,6 +19,13 @@ class CampaignKind(models.TextChoices):
     AMA = "ama", "PixMo-AMA (ask me anything)"
 
 
+class CollectionMethod(models.TextChoices):
+    """How a points campaign gets its labels (PixMo-Points' `collection_method`)."""
+
+    POINTING = "pointing", "Pointing (annotators name things and point at every instance)"
+    COUNTING = "counting", "Counting (the campaign's label prompts; some may be absent)"
+
+
 class Campaign(models.Model):
     """What to annotate, how many times, and how."""
 
@@ -36,7 +43,17 @@ class Campaign(models.Model):
         default=600, help_text="Cap: longest accepted recording, in seconds."
     )
     label_prompts = models.JSONField(
-        default=list, blank=True, help_text="Points: labels annotators are asked to point at."
+        default=list,
+        blank=True,
+        help_text="Points: labels annotators are asked to point at (counting: every one is "
+        "answered; pointing: offered as suggestions).",
+    )
+    collection_method = models.CharField(
+        max_length=8,
+        choices=CollectionMethod.choices,
+        default=CollectionMethod.COUNTING,
+        db_default=CollectionMethod.COUNTING,
+        help_text="Points: pointing (annotators name things) or counting (the label prompts).",
     )
     guidelines = models.TextField(blank=True, default="")
     priority = models.IntegerField(default=0, help_text="Higher is served first.")
@@ -138,6 +155,10 @@ class Assignment(models.Model):
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_reason = models.TextField(blank=True, default="")
+    # db_default too: the claim statement inserts assignments with its own column list.
+    skip_reason = models.TextField(
+        blank=True, default="", db_default="", help_text="Why the annotator skipped."
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]

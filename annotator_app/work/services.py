@@ -23,6 +23,7 @@ from annotator_app.work.models import (
     Assignment,
     AssignmentStatus,
     Campaign,
+    CollectionMethod,
     WorkItem,
 )
 
@@ -41,8 +42,14 @@ class CampaignError(ValueError):
 # --- campaigns and items -------------------------------------------------------------------
 
 
+# A label prompt is shown to annotators and stored with their points: the same limits.
+LABEL_PROMPT_MAX_CHARS = 200
+LABEL_PROMPTS_MAX = 100
+
+
 def campaign_validate(*, kind: str, overlap: int, min_seconds: int, max_seconds: int,
-                      label_prompts: Sequence[Any], lease_seconds: int) -> None:  # fmt: skip
+                      label_prompts: Sequence[Any], lease_seconds: int,
+                      collection_method: str = CollectionMethod.COUNTING) -> None:  # fmt: skip
     """Refuse settings the engine cannot serve; raises CampaignError naming the field."""
     if overlap < 1:
         raise CampaignError("overlap: must be at least 1")
@@ -51,12 +58,31 @@ def campaign_validate(*, kind: str, overlap: int, min_seconds: int, max_seconds:
     if min_seconds > max_seconds:
         raise CampaignError("min_seconds: must not exceed max_seconds")
     if kind == "points":
-        if not label_prompts:
-            raise CampaignError("label_prompts: a points campaign needs at least one label")
-        if not all(isinstance(p, str) and p.strip() for p in label_prompts):
-            raise CampaignError("label_prompts: every label must be a non-empty string")
+        _check_label_prompts(label_prompts, collection_method)
     elif label_prompts:
         raise CampaignError("label_prompts: only points campaigns have label prompts")
+
+
+def _check_label_prompts(label_prompts: Sequence[Any], collection_method: str) -> None:
+    if collection_method not in CollectionMethod.values:
+        raise CampaignError(
+            f"collection_method: must be one of {', '.join(CollectionMethod.values)}"
+        )
+    if collection_method == CollectionMethod.COUNTING and not label_prompts:
+        raise CampaignError("label_prompts: a counting campaign needs at least one label")
+    if not all(isinstance(p, str) and p.strip() for p in label_prompts):
+        raise CampaignError("label_prompts: every label must be a non-empty string")
+    if len(label_prompts) > LABEL_PROMPTS_MAX:
+        raise CampaignError(f"label_prompts: at most {LABEL_PROMPTS_MAX} labels")
+    too_long = [p for p in label_prompts if len(p.strip()) > LABEL_PROMPT_MAX_CHARS]
+    if too_long:
+        raise CampaignError(f"label_prompts: at most {LABEL_PROMPT_MAX_CHARS} characters per label")
+    seen: set[str] = set()
+    for prompt in label_prompts:
+        key = " ".join(prompt.split()).casefold()
+        if key in seen:
+            raise CampaignError(f"label_prompts: {prompt.strip()!r} is listed twice")
+        seen.add(key)
 
 
 def campaign_create(
@@ -112,6 +138,7 @@ def _check(campaign: Campaign) -> None:
         max_seconds=campaign.max_seconds,
         label_prompts=campaign.label_prompts,
         lease_seconds=campaign.lease_seconds,
+        collection_method=campaign.collection_method,
     )
 
 
@@ -478,8 +505,17 @@ def assignment_submit(*, assignment: Assignment, active_seconds: int | None = No
     return locked
 
 
-def assignment_skip(*, assignment: Assignment) -> Assignment:
-    """The annotator will not do this item: free the slot, never offer it to them again."""
+SKIP_REASON_MAX_CHARS = 2000
+
+
+def assignment_skip(*, assignment: Assignment, reason: str = "") -> Assignment:
+    """The annotator will not do this item: free the slot, never offer it to them again.
+
+    `reason` (optional here; task pages ask for one) is kept for admins and the history.
+    """
+    reason = reason.strip()
+    if len(reason) > SKIP_REASON_MAX_CHARS:
+        raise AssignmentStateError(f"reason: at most {SKIP_REASON_MAX_CHARS} characters")
     with transaction.atomic():
         locked = _locked(assignment)
         if locked.status not in (AssignmentStatus.LEASED, AssignmentStatus.EXPIRED):
@@ -487,7 +523,8 @@ def assignment_skip(*, assignment: Assignment) -> Assignment:
         if locked.status == AssignmentStatus.LEASED:
             WorkItem.objects.filter(pk=locked.item_id).update(open_slots=F("open_slots") + 1)
         locked.status = AssignmentStatus.SKIPPED
-        locked.save(update_fields=["status"])
+        locked.skip_reason = reason
+        locked.save(update_fields=["status", "skip_reason"])
     return locked
 
 
@@ -551,4 +588,20 @@ def assignments_accept_bulk(*, assignment_ids: Sequence[int], reviewer: User) ->
             reviewed_at=timezone.now(),
             review_reason="",
         )
+    )
+
+
+def assignments_accept_agreed(*, assignment_ids: Sequence[int], note: str = "") -> int:
+    """Accept submissions that a quality check passed (annotators agreed), with no reviewer.
+
+    Call inside the transaction that stored the check, holding the assignments' row
+    locks; acceptance changes no counters. Returns how many were accepted.
+    """
+    return Assignment.objects.filter(
+        pk__in=list(assignment_ids), status=AssignmentStatus.SUBMITTED
+    ).update(
+        status=AssignmentStatus.ACCEPTED,
+        reviewed_by=None,
+        reviewed_at=timezone.now(),
+        review_reason=note,
     )

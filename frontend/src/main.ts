@@ -3,6 +3,8 @@
 // their code off the `data-page` attribute of <body>.
 import { apiFetch, readCookie } from "./csrf";
 import "./capture";
+import "./points";
+import "./admin/labelPrompts";
 
 export { apiFetch, readCookie };
 

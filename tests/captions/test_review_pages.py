@@ -174,23 +174,28 @@ def test_a_rejected_llm_edit_shows_its_reasons(
 def test_the_api_says_when_the_local_llm_is_still_converting(
     cast, api_as, submitted: Recording, settings
 ) -> None:
+    """The endpoint's /health (a stand-in answering like a server still converting: the
+    outside service's state is what is injected) reaches the annotator as a note."""
+    import json
     import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from django.core.cache import cache
 
-    from model_service.llm_engine import LoadProgress
-    from model_service.llm_server import LLMHTTPServer
+    class Loading(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": "loading", "stage": "converting", "done": 40,
+                               "total": 272, "elapsed_seconds": 12.0}).encode()  # fmt: skip
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    release = threading.Event()
-    server = LLMHTTPServer(("127.0.0.1", 0), None, "SmolLM2-135M-Instruct", LoadProgress())
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Loading)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-
-    def slow_load(progress: LoadProgress):  # type: ignore[no-untyped-def]
-        progress.set("converting", 40, 272)
-        release.wait(30)
-        raise RuntimeError("stopped by the test")
-
-    server.load_in_background(slow_load)
     try:
         settings.OPENAI_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}/v1"
         settings.CAPTION_LLM = "on"
@@ -198,11 +203,10 @@ def test_the_api_says_when_the_local_llm_is_still_converting(
         Recording.objects.filter(pk=submitted.pk).update(status="transcribed")
         url = f"/api/v1/captions/recordings/{submitted.pk}/"
         note = api_as(cast.owner).get(url).json()["processing_note"]
-        assert "starting for the first time (converting, 40/272 tensors" in note
+        assert "starting for the first time (converting, 40/272 tensors, 12 s" in note
         settings.CAPTION_LLM = "auto"  # rules only with the bundled model: nothing to wait for
         assert api_as(cast.owner).get(url).json()["processing_note"] is None
     finally:
-        release.set()
         server.shutdown()
         server.server_close()
         cache.clear()

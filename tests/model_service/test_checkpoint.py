@@ -14,18 +14,19 @@ import torch
 from safetensors.torch import save_file
 
 from model_service.checkpoint import load, load_molmo_0924, save
-from model_service.config import ConfigError, MolmoConfig, VisionConfig
+from model_service.config import IMAGE_TOKEN_STRINGS, ConfigError, MolmoConfig, VisionConfig
 from model_service.model import MolmoModel
 from model_service.presets import PRESET_NAMES, get_preset
 
 CFG = get_preset("debug")
 
 
-def batch(seed: int = 0) -> dict[str, torch.Tensor]:
+def batch(
+    seed: int = 0, im_patch: int = CFG.tokenizer.image_ids.im_patch
+) -> dict[str, torch.Tensor]:
     """A hand-made one-image batch: 1 crop + 1 padded crop, 16 pooled tokens placed
     at positions 2..17 of a 24-token sequence."""
     g = torch.Generator().manual_seed(seed)
-    im_patch = CFG.llm.vocab_size + 2
     ids = torch.randint(0, 256, (1, 24), generator=g)
     ids[0, 2:18] = im_patch
     images = torch.randn(1, 2, 64, 147, generator=g)
@@ -102,7 +103,11 @@ def to_official_layout(
     out[t + "wte.new_embedding"] = s["new_embedding"]
     out[t + "ln_f.weight"] = s["llm.norm.weight"]
     if not cfg.llm.tie_embeddings:
-        out[t + "ff_out.weight"] = s["lm_head.weight"][: cfg.llm.vocab_size]
+        # The released heads have a row per padded embedding row; the rows past the real
+        # vocabulary were never trained: random here, so a loader that scores them shows.
+        head = s["lm_head.weight"]
+        pad = torch.randn(cfg.llm.vocab_size - head.shape[0], head.shape[1]) * 5.0
+        out[t + "ff_out.weight"] = torch.cat([head, pad])
     if rope_impl == "cockatoo":
         to_interleaved_rope(s, cfg)
     for i in range(cfg.llm.n_layers):
@@ -221,6 +226,7 @@ def official_config(cfg: MolmoConfig, moe: bool, rope_impl: str) -> dict[str, ob
     """config.json in the released dialects: transformers-style names for Molmo-7B-D/7B-O/72B
     (config_molmo.py), OLMo-style names for MolmoE-1B (config_molmoe.py)."""
     llm = cfg.llm
+    real_vocab = llm.n_logits
     if moe:
         return {
             "model_type": "molmo",
@@ -239,7 +245,7 @@ def official_config(cfg: MolmoConfig, moe: bool, rope_impl: str) -> dict[str, ob
             "layer_norm_type": "rms",
             "max_sequence_length": 4096,
             "max_position_embeddings": llm.max_position_embeddings,
-            "vocab_size": llm.vocab_size - 7,
+            "vocab_size": real_vocab,
             "embedding_size": llm.vocab_size,
             "additional_vocab_size": 128,
             "weight_tying": False,
@@ -256,7 +262,7 @@ def official_config(cfg: MolmoConfig, moe: bool, rope_impl: str) -> dict[str, ob
         "num_attention_heads": llm.n_heads,
         "num_key_value_heads": llm.n_kv_heads,
         "num_hidden_layers": llm.n_layers,
-        "vocab_size": llm.vocab_size - 7,  # the real vocab; rows are padded to embedding_size
+        "vocab_size": real_vocab,  # the real vocab; rows are padded to embedding_size
         "embedding_size": llm.vocab_size,
         "additional_vocab_size": 128,
         "rope_theta": llm.rope_theta,
@@ -278,10 +284,6 @@ def write_official_folder(
     moe_layout: str = "",
     rope_impl: str = "llama",
 ) -> None:
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
-
     folder.mkdir()
     raw = official_config(cfg, bool(moe_layout), rope_impl)
     (folder / "config.json").write_text(json.dumps(raw))
@@ -289,9 +291,23 @@ def write_official_folder(
     names = sorted(state)
     save_file({k: state[k] for k in names[: len(names) // 2]}, str(folder / "model-1.safetensors"))
     save_file({k: state[k] for k in names[len(names) // 2 :]}, str(folder / "model-2.safetensors"))
-    vocab = {"<eos>": 0, **{f"w{i}": i + 1 for i in range(20)}}
+    write_tokenizer(folder, cfg.tokenizer.image_ids.as_dict())
+
+
+def write_tokenizer(folder: Path, image_ids: dict[str, int]) -> None:
+    """A word-level tokenizer: <eos> = 0, words w1..w20, and the image tokens (by field
+    name of ImageTokenIds) at the given ids, as special tokens."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<eos>": 0, **{f"w{i}": i for i in range(1, 21)}}
+    specials = {IMAGE_TOKEN_STRINGS[name]: i for name, i in image_ids.items()}
+    vocab.update(specials)
     hf = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="<eos>")), eos_token="<eos>"
+        tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="<eos>")),
+        eos_token="<eos>",
+        additional_special_tokens=sorted(specials, key=specials.__getitem__),
     )
     hf.save_pretrained(str(folder))
 
@@ -302,19 +318,17 @@ def test_official_0924_layout_loads_with_same_outputs(
 ) -> None:
     llm = dataclasses.replace(
         CFG.llm, arch=arch, tie_embeddings=tied, n_kv_heads=2 if arch == "qwen2" else 4,
-        norm_eps=1e-6,
+        norm_eps=1e-6, output_vocab_size=CFG.llm.vocab_size - 7,
     )  # fmt: skip
     connector = dataclasses.replace(CFG.connector, legacy_pad_mask_shift=True)
     cfg = dataclasses.replace(CFG, llm=llm, connector=connector)
     ours = randomised(MolmoModel(cfg, seed=1))
-    if not tied:  # the released heads have no rows for the extra tokens
-        with torch.no_grad():
-            ours.lm_head.weight[cfg.llm.vocab_size :] = 0  # type: ignore[union-attr]
     write_official_folder(tmp_path / "Molmo-tiny-0924", ours, cfg)
     base = dataclasses.replace(CFG, vision=VisionConfig(**dataclasses.asdict(CFG.vision)))
     loaded = load_molmo_0924(tmp_path / "Molmo-tiny-0924", base=base)
     assert loaded.config.llm.arch == arch and loaded.config.connector.legacy_pad_mask_shift
     assert loaded.tokenizer.eos_id == 0 and loaded.tokenizer.im_start_id == cfg.llm.vocab_size
+    assert loaded.config.llm.n_logits == cfg.llm.vocab_size - 7  # padded head rows dropped
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(**batch()), ours(**batch()))
         b = batch()
@@ -339,8 +353,6 @@ def test_official_molmoe_layout_loads_with_same_outputs(
     connector = dataclasses.replace(CFG.connector, legacy_pad_mask_shift=True)
     cfg = dataclasses.replace(CFG, llm=llm, connector=connector)
     ours = randomised(MolmoModel(cfg, seed=2))
-    with torch.no_grad():
-        ours.lm_head.weight[cfg.llm.vocab_size :] = 0  # type: ignore[union-attr]
     folder = tmp_path / "MolmoE-tiny-0924"
     write_official_folder(folder, ours, cfg, moe_layout=layout, rope_impl=rope_impl)
     base = dataclasses.replace(CFG, vision=VisionConfig(**dataclasses.asdict(CFG.vision)))

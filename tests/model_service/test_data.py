@@ -356,6 +356,6 @@ def test_model_takes_the_collated_batch(cap_export: Path, tok_pre) -> None:
     batch = data.collate([ds[0], ds[1]], pad_id=tokenizer.pad_id)
     with torch.no_grad():
         logits = model(**{k: v for k, v in batch.items() if k != "labels"})
-    assert logits.shape == (*batch["input_ids"].shape, tokenizer.total_vocab_size)
+    assert logits.shape == (*batch["input_ids"].shape, model.cfg.llm.n_logits)
     loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten())
     assert torch.isfinite(loss)

@@ -18,17 +18,25 @@ from safetensors.torch import load_file
 from torch import nn
 
 from model_service import checkpoint, data, train
-from model_service.train_cli import parse_args
-from model_service.train_config import COMPONENTS, TrainConfig
-from model_service.train_data import build_order, micro_batch_rows, total_steps
-from model_service.train_io import CHECKPOINT_DIR, CURVE, METRICS, load_train_state, read_metrics
-from model_service.train_optim import (
+from model_service.train import loop
+from model_service.train.cli import parse_args
+from model_service.train.config import COMPONENTS, TrainConfig
+from model_service.train.optim import (
     build_optimizer,
     clip_per_component,
     component_of,
     loss_sums,
     lr_at,
     set_lrs,
+)
+from model_service.train.order import build_order, micro_batch_rows, total_steps
+from model_service.train.runfiles import (
+    CHECKPOINT_DIR,
+    CURVE,
+    METRICS,
+    PROGRESS,
+    load_train_state,
+    read_metrics,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -215,6 +223,46 @@ def test_one_epoch_end_to_end_through_the_cli(cap_export: Path, tmp_path: Path) 
     state = load_train_state(out / CHECKPOINT_DIR)
     assert state["step"] == 4 and state["examples_seen"] == 16
     assert TrainConfig.load(out / "train_config.json").epochs == 1.0
+    progress = json.loads((out / PROGRESS).read_text())
+    assert progress["state"] == "done" and progress["step"] == progress["total_steps"] == 4
+    assert [step for step, _ in progress["loss_history"]] == [1, 2, 3, 4]
+    assert progress["checkpoint"] == str(out / CHECKPOINT_DIR)
+
+
+def test_progress_goes_to_the_callback_and_failures_are_reported(
+    cap_export: Path, tmp_path: Path
+) -> None:
+    # What a platform task watching a run relies on: one call per step with the loss,
+    # then "done"; a run that cannot start says "failed" with the reason.
+    seen: list[dict[str, object]] = []
+    cfg = _cfg(data=[str(cap_export)], out=str(tmp_path / "ok"), steps=3, batch_size=4,
+               seq_len=160, warmup={c: 1 for c in COMPONENTS})  # fmt: skip
+    train.run(cfg, progress=seen.append)
+    steps = [p["step"] for p in seen if p["state"] == "running" and p["loss"] is not None]
+    assert steps[:3] == [1, 2, 3] and seen[-1]["state"] == "done"
+    bad = _cfg(data=[str(tmp_path / "missing")], out=str(tmp_path / "bad"), steps=3)
+    failed: list[dict[str, object]] = []
+    with pytest.raises(FileNotFoundError):
+        train.run(bad, progress=failed.append)
+    assert failed == []  # nothing was reported before the run existed
+
+    class Unreadable:  # a dataset whose items cannot be read, as a corrupt shard would
+        def __len__(self) -> int:
+            return 16
+
+        def set_epoch(self, epoch: int) -> None:
+            pass
+
+        def __getitem__(self, index: int) -> dict[str, object]:
+            raise OSError(f"item {index} is unreadable")
+
+    late = _cfg(data=["in-memory"], out=str(tmp_path / "late"), steps=3, batch_size=4,
+                warmup={c: 1 for c in COMPONENTS})  # fmt: skip
+    with pytest.raises(OSError):
+        train.run(late, dataset=Unreadable(), progress=failed.append)
+    report = json.loads((tmp_path / "late" / PROGRESS).read_text())
+    assert report["state"] == "failed" and "unreadable" in report["error"]
+    assert failed[-1] == report
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -253,11 +301,11 @@ def test_loss_falls_when_overfitting_one_batch(cap_export: Path, tmp_path: Path)
         lr={"vit": 1e-2, "connector": 1e-2, "llm": 1e-2}, warmup={c: 0 for c in COMPONENTS},
         residual_dropout=0.0,
     )  # fmt: skip
-    info = train.setup_distributed(cfg)
-    assets = train.load_assets(cfg)
-    dataset = train.build_dataset(cfg, assets)
+    info = loop.setup_distributed(cfg)
+    assets = loop.load_assets(cfg)
+    dataset = loop.build_dataset(cfg, assets)
     batch = data.collate([dataset[i] for i in range(4)], pad_id=assets.tokenizer.pad_id)
-    trainer = train.Trainer(cfg, assets, info, n_steps=25)
+    trainer = loop.Trainer(cfg, assets, info, n_steps=25)
     losses = []
     for _ in range(25):
         stats = trainer.train_step([batch])

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_procfile_runs_the_local_llm_server() -> None:
     processes = parse_procfile(runtime.PROCFILE.read_text()).processes
     command = processes[runtime.LOCAL_LLM_PROCESS]
-    assert "python -m model_service.llm_server" in command
+    assert "python -m model_service.serve --llm" in command
     assert "--port ${LLM_PORT:-8001}" in command
 
 

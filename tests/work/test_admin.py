@@ -18,7 +18,7 @@ def form(**fields: object) -> dict[str, object]:
         "overlap": 2,
         "min_seconds": 60,
         "max_seconds": 600,
-        "label_prompts": "[]",
+        "collection_method": "counting",
         "guidelines": "",
         "priority": 0,
         "active": "on",
@@ -59,3 +59,46 @@ def test_annotators_cannot_open_the_admin(cast):
     client = Client()
     client.force_login(cast.owner)
     assert client.get("/admin/work/campaign/").status_code == 302
+
+
+def test_label_prompts_are_edited_as_a_list_of_rows(cast):
+    client = Client()
+    client.force_login(cast.admin)
+    page = client.get("/admin/work/campaign/add/").content.decode()
+    # One text input per prompt (plus blank rows), not a JSON text area.
+    assert page.count('name="label_prompts"') >= 2 and 'aria-label="Label prompt 1"' in page
+    assert "<textarea" not in page.split('name="label_prompts"')[0].rsplit("<li", 1)[-1]
+    rows = ["  cup ", "", "giraffe  with   spots", ""]
+    response = client.post("/admin/work/campaign/add/", form(kind="points", label_prompts=rows))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    campaign = Campaign.objects.get(name="Admin-made")
+    assert campaign.label_prompts == ["cup", "giraffe with spots"]
+    change = client.get(f"/admin/work/campaign/{campaign.pk}/change/").content.decode()
+    assert 'value="cup"' in change and 'value="giraffe with spots"' in change
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"kind": "points", "label_prompts": ["Cup", "cup "]}, "listed twice"),
+        ({"kind": "points", "label_prompts": ["x" * 201]}, "at most 200 characters"),
+        ({"kind": "cap", "label_prompts": ["dog"]}, "only points campaigns"),
+        ({"kind": "points", "collection_method": "counting"}, "at least one label"),
+    ],
+)
+def test_label_prompt_rows_are_checked(cast, fields, words):
+    client = Client()
+    client.force_login(cast.admin)
+    response = client.post("/admin/work/campaign/add/", form(**fields))
+    assert response.status_code == 200 and words in response.content.decode()
+    assert not Campaign.objects.exists()
+
+
+def test_a_pointing_campaign_needs_no_prompts(cast):
+    client = Client()
+    client.force_login(cast.admin)
+    response = client.post(
+        "/admin/work/campaign/add/", form(kind="points", collection_method="pointing")
+    )
+    assert response.status_code == 302
+    assert Campaign.objects.get().label_prompts == []

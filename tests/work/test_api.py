@@ -67,8 +67,11 @@ def test_owner_moves_their_lease(cast, leased, api_as):
         f"{API}/assignments/{leased.pk}/heartbeat/", {"active_seconds": -5}, format="json"
     )
     assert bad.status_code == 400 and "active_seconds" in bad.json()
-    skip = client.post(f"{API}/assignments/{leased.pk}/skip/")
+    long = client.post(f"{API}/assignments/{leased.pk}/skip/", {"reason": "x" * 2001})
+    assert long.status_code == 400 and "reason" in long.json()
+    skip = client.post(f"{API}/assignments/{leased.pk}/skip/", {"reason": " Blurry image "})
     assert skip.status_code == 200 and skip.json()["status"] == "skipped"
+    assert skip.json()["skip_reason"] == "Blurry image"
     again = client.post(f"{API}/assignments/{leased.pk}/skip/")
     assert again.status_code == 400 and "skipped" in again.json()["detail"]
 

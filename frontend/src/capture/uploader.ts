@@ -17,6 +17,7 @@ export interface UploadOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   onRetry?: (attempt: number, delayMs: number, reason: string) => void;
+  headers?: Record<string, string>;
 }
 
 const RETRIABLE = (status: number) => status >= 500 || status === 408 || status === 429;
@@ -45,7 +46,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function uploadWithRetry<T>(
   url: string,
-  makeBody: () => FormData,
+  makeBody: () => BodyInit,
   idempotencyKey: string,
   options: UploadOptions = {},
 ): Promise<T> {
@@ -58,7 +59,7 @@ export async function uploadWithRetry<T>(
       const response = await apiFetch(url, {
         method: "POST",
         body: makeBody(),
-        headers: { "Idempotency-Key": idempotencyKey },
+        headers: { ...options.headers, "Idempotency-Key": idempotencyKey },
       });
       if (response.ok) {
         return (await response.json()) as T;

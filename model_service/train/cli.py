@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from model_service.train_config import COMPONENTS, STAGE_DEFAULTS, TrainConfig
+from model_service.train.config import COMPONENTS, STAGE_DEFAULTS, TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:

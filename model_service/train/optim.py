@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from model_service.train_config import COMPONENTS, TrainConfig
+from model_service.train.config import COMPONENTS, TrainConfig
 
 IGNORE_INDEX = -100
 

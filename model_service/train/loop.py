@@ -7,8 +7,8 @@
 One process per device. With WORLD_SIZE > 1 the model is sharded with FSDP2
 (`fully_shard` on every transformer block, then the root), each rank reads its share of
 every global batch, and rank 0 alone logs and writes checkpoints. The recipe pieces
-(parameter groups, schedule, clipping, losses) are in `train_optim`, the data order in
-`train_data`, the run-dir files in `train_io`, the typed config in `train_config`.
+(parameter groups, schedule, clipping, losses) are in `optim`, the data order in
+`order`, the run-dir files in `runfiles`, the typed config in `config`.
 """
 
 from __future__ import annotations
@@ -30,26 +30,29 @@ from tqdm import tqdm
 from model_service import checkpoint, data
 from model_service.config import MolmoConfig
 from model_service.model import MolmoModel
-from model_service.train_cli import parse_args
-from model_service.train_config import TrainConfig
-from model_service.train_data import MicroBatches, build_order, total_steps
-from model_service.train_io import (
-    CHECKPOINT_DIR,
-    CURVE,
-    METRICS,
-    MetricsLog,
-    load_train_state,
-    plot_curve,
-    save_train_state,
-    write_atomically,
-)
-from model_service.train_optim import (
+from model_service.train.cli import parse_args
+from model_service.train.config import TrainConfig
+from model_service.train.optim import (
     IGNORE_INDEX,
     avg_loss_tokens_per_device,
     build_optimizer,
     clip_per_component,
     loss_sums,
     set_lrs,
+)
+from model_service.train.order import MicroBatches, build_order, total_steps
+from model_service.train.runfiles import (
+    CHECKPOINT_DIR,
+    CURVE,
+    METRICS,
+    PROGRESS,
+    MetricsLog,
+    ProgressCallback,
+    ProgressReport,
+    load_train_state,
+    plot_curve,
+    save_train_state,
+    write_atomically,
 )
 
 
@@ -315,36 +318,57 @@ def prepare_run(cfg: TrainConfig, info: DistInfo) -> TrainConfig:
 
 
 def run(
-    cfg: TrainConfig, model_config: MolmoConfig | None = None, dataset: Any = None
+    cfg: TrainConfig,
+    model_config: MolmoConfig | None = None,
+    dataset: Any = None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Train as `cfg` says; return a summary (steps, final loss, tokens/s, run dir).
 
     `model_config` replaces the preset and `dataset` (anything with `__len__`,
     `__getitem__` returning `data.pack` items, and `set_epoch`) replaces the --data
-    exports: benchmarks use both for in-memory synthetic tasks.
+    exports: benchmarks use both for in-memory synthetic tasks. `progress` is called
+    (on rank 0) with the dict that RUN_DIR/progress.json holds after every step, each
+    checkpoint, and at the end or on failure (runfiles.ProgressReport).
     """
     info = setup_distributed(cfg)
     prepare_run(cfg, info)
-    assets = load_assets(cfg, model_config)
-    if dataset is None:
-        dataset = build_dataset(cfg, assets)
-    n_steps = total_steps(cfg, len(dataset))
-    cfg.check_total_steps(n_steps)
-    trainer = Trainer(cfg, assets, info, n_steps)
-    run_dir = Path(cfg.out)
-    if cfg.resume:
-        state = load_train_state(run_dir / CHECKPOINT_DIR)
-        trainer.load_optimizer(state["optimizer"])
-        trainer.step = int(state["step"])
-    log = MetricsLog(run_dir / METRICS, trainer.step) if info.is_main else None
-    summary = _loop(cfg, trainer, dataset, log, n_steps)
+    report: ProgressReport | None = None
+    try:
+        assets = load_assets(cfg, model_config)
+        if dataset is None:
+            dataset = build_dataset(cfg, assets)
+        n_steps = total_steps(cfg, len(dataset))
+        cfg.check_total_steps(n_steps)
+        trainer = Trainer(cfg, assets, info, n_steps)
+        run_dir = Path(cfg.out)
+        if cfg.resume:
+            state = load_train_state(run_dir / CHECKPOINT_DIR)
+            trainer.load_optimizer(state["optimizer"])
+            trainer.step = int(state["step"])
+        log = MetricsLog(run_dir / METRICS, trainer.step) if info.is_main else None
+        if info.is_main:
+            report = ProgressReport(run_dir / PROGRESS, n_steps, progress)
+            report.update(step=trainer.step)
+        summary = _loop(cfg, trainer, dataset, log, n_steps, report)
+    except BaseException as exc:
+        if report is not None:
+            report.update(state="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
     if info.is_main:
         plot_curve(run_dir / METRICS, run_dir / CURVE)
+    if report is not None:
+        report.update(state="done")
     return summary
 
 
 def _loop(
-    cfg: TrainConfig, trainer: Trainer, dataset: Any, log: MetricsLog | None, n_steps: int
+    cfg: TrainConfig,
+    trainer: Trainer,
+    dataset: Any,
+    log: MetricsLog | None,
+    n_steps: int,
+    report: ProgressReport | None,
 ) -> dict[str, Any]:
     """The step loop: train, log, checkpoint; returns the run summary."""
     info, run_dir = trainer.info, Path(cfg.out)
@@ -366,12 +390,14 @@ def _loop(
         bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{stats.tokens / elapsed:.0f}")
         if log is not None and (trainer.step % cfg.log_every == 0 or trainer.step == last):
             log.write(_record(trainer, stats, elapsed))
+        if report is not None:
+            report.update(step=trainer.step, loss=loss)
         if cfg.save_every and trainer.step % cfg.save_every == 0 and trainer.step < last:
-            trainer.save(run_dir, trainer.step * cfg.batch_size)
+            _save(trainer, run_dir, cfg, report)
             if info.is_main:
                 plot_curve(run_dir / METRICS, run_dir / CURVE)
     bar.close()
-    trainer.save(run_dir, trainer.step * cfg.batch_size)
+    _save(trainer, run_dir, cfg, report)
     return {
         "steps": trainer.step,
         "total_steps": n_steps,
@@ -379,6 +405,12 @@ def _loop(
         "tokens_per_s": tokens / seconds if seconds else 0.0,
         "run_dir": str(run_dir),
     }
+
+
+def _save(trainer: Trainer, run_dir: Path, cfg: TrainConfig, report: ProgressReport | None) -> None:
+    trainer.save(run_dir, trainer.step * cfg.batch_size)
+    if report is not None:
+        report.update(checkpoint=str(run_dir / CHECKPOINT_DIR))
 
 
 def _out_of_time(cfg: TrainConfig, info: DistInfo, began: float) -> bool:
@@ -426,7 +458,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from model_service.train_config import TrainConfig
+from model_service.train.config import TrainConfig
 
 
 def total_steps(cfg: TrainConfig, n_examples: int) -> int:

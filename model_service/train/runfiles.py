@@ -6,6 +6,8 @@ Run dir layout (all written by rank 0 only):
     RUN_DIR/train_config.json      the TrainConfig of the run
     RUN_DIR/metrics.jsonl          one JSON object per logged optimizer step
     RUN_DIR/train_curve.png        loss and LR against step, redrawn at every checkpoint
+    RUN_DIR/progress.json          state, step of total, last loss: rewritten atomically
+                                   after every step, for whoever watches the run
     RUN_DIR/checkpoint/            latest checkpoint (model_service.checkpoint format)
         config.json, model.safetensors    written by checkpoint.save
         train_state.pt                    optimizer state, step, examples seen
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,52 @@ TRAIN_STATE = "train_state.pt"
 CHECKPOINT_DIR = "checkpoint"
 METRICS = "metrics.jsonl"
 CURVE = "train_curve.png"
+PROGRESS = "progress.json"
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+class ProgressReport:
+    """The run's progress for a watcher (a platform task, an admin page): a small JSON
+    object in RUN_DIR/progress.json, replaced atomically so a reader never sees half of
+    it, and handed to `callback` too when one is given.
+
+    Fields: state ("running", "done" or "failed"), step, total_steps, loss (last step),
+    loss_history ([step, loss] pairs, at most `MAX_HISTORY`, thinned evenly), checkpoint
+    (the latest one written, or null), error (when failed), updated (unix time).
+    """
+
+    MAX_HISTORY = 500
+
+    def __init__(
+        self, path: Path, total_steps: int, callback: ProgressCallback | None = None
+    ) -> None:
+        self.path = path
+        self.callback = callback
+        self.data: dict[str, Any] = {
+            "state": "running",
+            "step": 0,
+            "total_steps": total_steps,
+            "loss": None,
+            "loss_history": [],
+            "checkpoint": None,
+            "error": None,
+        }
+
+    def update(self, **fields: Any) -> None:
+        """Merge `fields`, append the loss to the history, write and notify."""
+        self.data.update(fields)
+        if fields.get("loss") is not None:
+            history = self.data["loss_history"]
+            history.append([self.data["step"], float(fields["loss"])])
+            if len(history) > self.MAX_HISTORY:
+                del history[1::2]  # keep every other point, the first and the latest
+        self.data["updated"] = time.time()
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.data))
+        os.replace(tmp, self.path)
+        if self.callback is not None:
+            self.callback(dict(self.data))
 
 
 class MetricsLog:
