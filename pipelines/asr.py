@@ -191,6 +191,12 @@ class Transcriber:
         )
 
 
+def uncertain_words(words: list[dict[str, Any]], *, below: float) -> list[dict[str, Any]]:
+    """The stored words (start, end, word, probability) the ASR gave less than `below`:
+    a reviewer should listen to these ("candle" heard for "kettle")."""
+    return [w for w in words if float(w.get("probability", 1.0)) < below and w.get("word")]
+
+
 _WORD = re.compile(r"[a-z0-9']+")
 
 

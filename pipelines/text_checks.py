@@ -12,6 +12,7 @@ number or name that no source contains.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*")
 CAPITALISED_RE = re.compile(r"\b[A-Z][A-Za-z]*(?:'[a-z]+)?\b")
@@ -194,3 +195,133 @@ def novel_numbers(output: str, sources: list[str]) -> list[str]:
 
 def word_count(text: str) -> int:
     return len(tokens(text))
+
+
+# --- what an LLM's rewrite must not contain -----------------------------------------------
+#
+# Each returns a reason ("" or [] when the text is fine). Small models derail in a few
+# recurring ways: they loop until max_tokens, open with "Here's a rewritten version", list
+# their edits, copy the instructions back, chain words with hyphens, or drop the grammar.
+
+# A phrase of n >= 3 words repeated back to back this often, or any sentence said twice.
+LOOP_RUN_LIMIT = 3
+LOOP_SHARE_LIMIT = 0.25  # one 4-gram covering this share of the text
+SALAD_HYPHEN_PARTS = 3  # "sofa-table-lamp": three or more words glued by hyphens
+SALAD_MIN_WORDS = 12  # the function-word measure needs a sentence or two
+SALAD_FUNCTION_SHARE = 0.12  # prose has 35-55 % function words, even a list some; salad none
+PROMPT_NGRAM = 5  # this many words in a row from the instructions count as a copy
+
+_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
+_COMMENTARY_RE = re.compile(
+    r"\b(?:here(?:'s| is) (?:a|an|the|your|my) (?:re)?\w*|rewritten|rewrote|i (?:have |'ve )?"
+    r"(?:removed|changed|corrected|fixed|kept|added|replaced|edited|cleaned)|changes? made|"
+    r"the (?:original|cleaned|corrected|edited) (?:text|transcript|description|caption|version)|"
+    r"(?:this|the) transcript|as requested|let me know|i hope this|note:|explanation:|"
+    r"in this (?:version|rewrite)|speech artefacts?|filler words?)\b",
+    re.IGNORECASE,
+)
+_HYPHEN_CHAIN_RE = re.compile(r"\b[\w']+(?:-[\w']+){" + str(SALAD_HYPHEN_PARTS - 1) + r",}\b")
+_LIST_LINE_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.MULTILINE)
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_SPLIT_RE.split(text) if s.strip()]
+
+
+def repeated_ngram(words: list[str], *, word_run: int, ngram_run: int, min_n: int = 2) -> str:
+    """A phrase of `min_n`..6 words said `ngram_run` times back to back, or one word
+    `word_run` times in a row; "" when there is none."""
+    run = 1
+    for prev, cur in pairwise(words):
+        run = run + 1 if cur == prev else 1
+        if run >= word_run:
+            return f"{cur!r} said {run} times in a row"
+    for n in range(min_n, 7):
+        for start in range(len(words) - n * ngram_run + 1):
+            gram = words[start : start + n]
+            if all(words[start + k * n : start + (k + 1) * n] == gram for k in range(ngram_run)):
+                return f"{' '.join(gram)!r} repeated {ngram_run} times back to back"
+    return ""
+
+
+def loop_reason(text: str) -> str:
+    """Why `text` looks like a generation loop ("" when it does not)."""
+    words = tokens(text)
+    found = repeated_ngram(words, word_run=4, ngram_run=LOOP_RUN_LIMIT, min_n=2)
+    if found:
+        return f"repetition loop: {found}"
+    grams = [tuple(words[i : i + 4]) for i in range(len(words) - 3)]
+    if len(grams) >= 8:
+        top = max(set(grams), key=grams.count)
+        if grams.count(top) * 4 >= LOOP_SHARE_LIMIT * len(words) and grams.count(top) >= 3:
+            return f"repetition loop: {' '.join(top)!r} occurs {grams.count(top)} times"
+    seen: set[tuple[str, ...]] = set()
+    for sentence in sentences(text):
+        key = tuple(tokens(sentence))
+        if len(key) >= 3 and key in seen:
+            return f"repeated sentence: {sentence[:80]!r}"
+        seen.add(key)
+    return ""
+
+
+def commentary_reason(text: str, sources: list[str]) -> str:
+    """Talk about the task (a preamble, a list of edits) that no source contains."""
+    if _LIST_LINE_RE.search(text) and not any(_LIST_LINE_RE.search(s) for s in sources):
+        return "commentary: a list, not a description"
+    source_text = " ".join(sources).lower()
+    for match in _COMMENTARY_RE.finditer(text):
+        if match.group().lower() not in source_text:
+            return f"commentary: {match.group()!r}"
+    return ""
+
+
+def copied_reason(text: str, instructions: list[str], sources: list[str]) -> str:
+    """A run of PROMPT_NGRAM words from the instructions that the sources do not have."""
+    words = tokens(text)
+    source_grams = _ngrams(tokens(" ".join(sources)), PROMPT_NGRAM)
+    for instruction in instructions:
+        copied = (_ngrams(tokens(instruction), PROMPT_NGRAM) & _ngrams(words, PROMPT_NGRAM)) - (
+            source_grams
+        )
+        if copied:
+            return f"copied from the instructions: {' '.join(sorted(copied)[0])!r}"
+    return ""
+
+
+def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def salad_reason(text: str, sources: list[str]) -> str:
+    """Word salad: hyphen-chained words the sources lack, or too few function words."""
+    source_text = " ".join(sources).lower()
+    for chain in _HYPHEN_CHAIN_RE.findall(text):
+        if chain.lower() not in source_text:
+            return f"word salad: hyphen-chained {chain[:60]!r}"
+    words = tokens(text)
+    if len(words) >= SALAD_MIN_WORDS:
+        share = sum(w in FUNCTION_WORDS for w in words) / len(words)
+        if share < SALAD_FUNCTION_SHARE:
+            return f"broken grammar: {share:.0%} function words (prose has 35-55 %)"
+    return ""
+
+
+_FUNCTION_WORDS_TEXT = """a an the and or but of in on at to with for from by as is are was were be been
+    it its this that these those there here he she they we i you his her their our my your
+    has have had do does not no some any all each which who while than then so if when
+    into onto over under behind next near above below between through up down out off"""
+FUNCTION_WORDS = frozenset(_FUNCTION_WORDS_TEXT.split())
+
+
+def rewording(output: str, source: str) -> float:
+    """Share of `source`'s word count that `output` says differently: its words outside a
+    longest common subsequence with `source` (deletions are free: a copy-edit deletes)."""
+    out, src = tokens(output), tokens(source)
+    if not src:
+        return 0.0
+    row = [0] * (len(src) + 1)
+    for word in out:
+        prev_diag = 0
+        for j, other in enumerate(src, 1):
+            prev_diag, row[j] = row[j], prev_diag + 1 if word == other else max(row[j], row[j - 1])
+    return (len(out) - row[-1]) / len(src)

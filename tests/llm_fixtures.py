@@ -52,7 +52,8 @@ def local_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real local LLM server (SmolLM2-135M-Instruct); yields its /v1 base URL.
 
     The safetensors conversion is cached in LLM_CACHE_DIR (default var/llm-cache), so
-    only the first session on a machine pays the ~17 s dequantisation.
+    only the first session on a machine pays the one-time conversion (28 s to 150 s
+    measured, see the README), which the start timeout allows for.
     """
     port = _free_port()
     log_path = tmp_path_factory.mktemp("llm") / "llm_server.log"

@@ -36,14 +36,12 @@ from annotator_app.captions.models import (
 )
 from annotator_app.captions.pipeline import (
     STAGE_MARGIN_SECONDS,
-    enqueue_clean,
-    enqueue_summary,
-    enqueue_transcribe,
     recording_fail,
     stage_time_limit,
     summary_fail,
     summary_trigger,
 )
+from annotator_app.captions.queueing import enqueue_clean, enqueue_summary, enqueue_transcribe
 from annotator_app.work.models import WorkItem
 
 STAGES = ("asr", "clean", "summary")

@@ -7,8 +7,11 @@ A recording moves through the pipeline by compare-and-set on `status`:
                   +-> flagged (ASR output looks empty or hallucinated; a person looks)
                   +-> failed  (a permanent error; `failure_reason` says which)
 
-A cleaned caption whose LLM rewrite failed validation falls back to the rule-based text
-and is *done* with `CleanedCaption.flagged` set: the caption exists, a reviewer may look.
+A cleaned caption whose LLM edit failed validation falls back to the rule-based text
+and is *done* with `CleanedCaption.flagged` set and the reasons in `flag_reasons`: the
+caption exists, and the review page shows why it was flagged. Captions holding words
+the ASR was unsure of are flagged the same way. A summary whose LLM answers failed keeps
+the best input caption (`source_caption`), flagged likewise.
 """
 
 from __future__ import annotations
@@ -130,6 +133,14 @@ class ImageSummary(models.Model):
     sources = models.ManyToManyField(CleanedCaption, related_name="summaries")
     prompt_version = models.CharField(max_length=32, blank=True, default="")
     model_name = models.CharField(max_length=200, blank=True, default="")
+    llm_attempts = models.PositiveSmallIntegerField(default=0)
+    # The input caption kept as the summary (no LLM configured, or its answers rejected).
+    source_caption = models.ForeignKey(
+        CleanedCaption, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    used_fallback = models.BooleanField(default=False)
+    flagged = models.BooleanField(default=False)
+    flag_reasons = models.JSONField(default=list, blank=True)
     stage_started_at = models.DateTimeField(auto_now_add=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     failure_reason = models.TextField(blank=True, default="")

@@ -16,8 +16,9 @@ A run may take over a row left in a running state when its message was redeliver
 The summary is triggered by database state: the clean stage, in the transaction that
 marks a recording done, locks the image's WorkItem row and counts the cleaned captions
 that count; the caller that sees the campaign's overlap reached creates the unique
-ImageSummary row and enqueues its task on commit. Tasks live in tasks.py; the sweeper,
-reprocess and status report in maintenance.py.
+ImageSummary row and enqueues its task on commit. Imports run one way: tasks.py calls
+these services, which enqueue the next stage by task name through queueing.py and never
+import tasks.py; the sweeper, reprocess and status report are in maintenance.py.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from annotator_app.captions.models import (
     SummaryStatus,
     Transcript,
 )
+from annotator_app.captions.queueing import enqueue_clean, enqueue_summary, enqueue_transcribe
 from annotator_app.work.models import AssignmentStatus, Campaign, WorkItem
-from pipelines.asr import AsrResult, Transcriber
+from pipelines.asr import AsrResult, Transcriber, uncertain_words
 from pipelines.cleaning import CleanResult, clean_transcript
 from pipelines.llm import LLMClient, LLMError, LLMUnavailable
 from pipelines.summary import SummaryInvalid, summarize
@@ -82,26 +84,8 @@ def pipeline_start(recording_id: int) -> None:
     enqueue_transcribe(recording_id)
 
 
-def enqueue_transcribe(recording_id: int) -> None:
-    from annotator_app.captions import tasks
-
-    tasks.transcribe_recording.delay(recording_id)
-
-
-def enqueue_clean(recording_id: int) -> None:
-    from annotator_app.captions import tasks
-
-    tasks.clean_recording.delay(recording_id)
-
-
-def enqueue_summary(summary_id: int) -> None:
-    from annotator_app.captions import tasks
-
-    tasks.summarize_image.delay(summary_id)
-
-
 def llm_client() -> LLMClient:
-    """The OpenAI-compatible client the clean and summary stages use, from settings."""
+    """The OpenAI-compatible client of the configured LLM endpoint, from settings."""
     return LLMClient.from_settings(
         base_url=settings.OPENAI_BASE_URL,
         api_key=settings.OPENAI_API_KEY,
@@ -109,6 +93,18 @@ def llm_client() -> LLMClient:
         timeout=float(settings.LLM_TIMEOUT_SECONDS),
         max_retries=settings.LLM_MAX_RETRIES,
     )
+
+
+def caption_uses_llm() -> bool:
+    """CAPTION_LLM: on, off, or auto (on unless LLM_MODEL is a bundled small model)."""
+    mode = settings.CAPTION_LLM
+    return mode == "on" or (mode == "auto" and settings.LLM_MODEL not in settings.LOCAL_WEAK_LLMS)
+
+
+def caption_llm_client() -> LLMClient | None:
+    """The client the clean and summary stages use; None when they are left to the rules
+    (the default with the bundled small models, which measured no better)."""
+    return llm_client() if caption_uses_llm() else None
 
 
 def transcriber_from_settings(*, batch_size: int | None = None) -> Transcriber:
@@ -311,7 +307,9 @@ def recording_transcribe_complete(*, recording_id: int, result: AsrResult) -> st
 # --- clean ------------------------------------------------------------------------------
 
 
-def recording_clean(*, recording_id: int, client: LLMClient, redelivered: bool = False) -> str:
+def recording_clean(
+    *, recording_id: int, client: LLMClient | None, redelivered: bool = False
+) -> str:
     """Run the clean stage of one recording; raises StageUnavailable for a retry."""
     if not _claim(
         Recording,
@@ -321,12 +319,18 @@ def recording_clean(*, recording_id: int, client: LLMClient, redelivered: bool =
         redelivered=redelivered,
     ):
         return f"recording {recording_id}: not waiting for cleaning, skipped"
-    text = Transcript.objects.filter(recording_id=recording_id).values_list("text", flat=True)
-    if not text:
+    transcript = Transcript.objects.filter(recording_id=recording_id).only("text", "words").first()
+    if transcript is None:
         recording_fail(recording_id=recording_id, reason="clean: the transcript is missing")
         return f"recording {recording_id}: failed (no transcript)"
+    unsure = uncertain_words(transcript.words, below=settings.ASR_UNCERTAIN_BELOW)
     try:
-        result = clean_transcript(text[0], client=client, min_recall=settings.CLEAN_MIN_RECALL)
+        result = clean_transcript(
+            transcript.text,
+            client=client,
+            min_recall=settings.CLEAN_MIN_RECALL,
+            uncertain=[str(w["word"]).strip(" .,!?;:\"'") for w in unsure],
+        )
     except LLMUnavailable as exc:
         _release(
             Recording,
@@ -410,7 +414,7 @@ def summary_trigger(*, item_id: int) -> ImageSummary | None:
     return summary
 
 
-def summary_run(*, summary_id: int, client: LLMClient, redelivered: bool = False) -> str:
+def summary_run(*, summary_id: int, client: LLMClient | None, redelivered: bool = False) -> str:
     """Write the image's summary caption from its counted cleaned captions."""
     if not _claim(
         ImageSummary,
@@ -426,7 +430,9 @@ def summary_run(*, summary_id: int, client: LLMClient, redelivered: bool = False
         summary_fail(summary_id=summary_id, reason="summary: no cleaned captions to summarise")
         return f"summary {summary_id}: failed (no captions)"
     try:
-        result = summarize([c.text for c in captions], client=client)
+        result = summarize(
+            [c.text for c in captions], client=client, min_recall=settings.SUMMARY_MIN_RECALL
+        )
     except LLMUnavailable as exc:
         _release(
             ImageSummary, summary_id, running=SummaryStatus.RUNNING, waiting=SummaryStatus.PENDING
@@ -439,20 +445,22 @@ def summary_run(*, summary_id: int, client: LLMClient, redelivered: bool = False
         locked = ImageSummary.objects.select_for_update().filter(id=summary_id).first()
         if locked is None or locked.status != SummaryStatus.RUNNING:
             return f"summary {summary_id}: no longer running, result dropped"
-        locked.text = result.text
-        locked.prompt_version = result.prompt_version
-        locked.model_name = result.model_name
-        locked.status = SummaryStatus.DONE
-        locked.failure_reason = ""
-        locked.save(
-            update_fields=[
-                "text",
-                "prompt_version",
-                "model_name",
-                "status",
-                "failure_reason",
-                "updated_at",
-            ]
-        )
+        fields = {
+            "text": result.text,
+            "prompt_version": result.prompt_version,
+            "model_name": result.model_name,
+            "llm_attempts": result.llm_attempts,
+            "used_fallback": result.used_fallback,
+            "flagged": result.flagged,
+            "flag_reasons": list(result.flag_reasons),
+            "source_caption": None
+            if result.source_index is None
+            else captions[result.source_index],
+            "status": SummaryStatus.DONE,
+            "failure_reason": "",
+        }
+        for name, value in fields.items():
+            setattr(locked, name, value)
+        locked.save(update_fields=[*fields, "updated_at"])
         locked.sources.set(captions)
     return f"summary {summary_id}: done from {len(captions)} captions"

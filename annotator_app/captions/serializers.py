@@ -8,7 +8,11 @@ from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from annotator_app.captions.models import Recording
-from annotator_app.captions.selectors import recording_audio_url, recording_texts
+from annotator_app.captions.selectors import (
+    llm_start_note,
+    recording_audio_url,
+    recording_texts,
+)
 from annotator_app.captions.services import MAX_ACTIVE_SECONDS
 from annotator_app.catalog.selectors import image_media_url
 
@@ -32,13 +36,14 @@ class RecordingOutputSerializer(serializers.ModelSerializer):
     campaign_name = serializers.CharField(source="campaign.name", read_only=True)
     transcript = serializers.SerializerMethodField()
     caption = serializers.SerializerMethodField()
+    processing_note = serializers.SerializerMethodField()
 
     class Meta:
         model = Recording
         fields = ["id", "assignment", "campaign", "campaign_name", "image", "image_url"]
         fields += ["status", "status_label", "failure_reason", "duration_seconds"]
         fields += ["mime_type", "size_bytes", "sha256", "created_at", "url", "audio_url"]
-        fields += ["transcript", "caption"]
+        fields += ["transcript", "caption", "processing_note"]
 
     def _request(self) -> Any:
         return self.context.get("request")
@@ -63,3 +68,8 @@ class RecordingOutputSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_caption(self, recording: Recording) -> str | None:
         return recording_texts(recording=recording).caption
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_processing_note(self, recording: Recording) -> str | None:
+        """Why the caption is slow to come: the local LLM's first start, with its progress."""
+        return llm_start_note(recording=recording)

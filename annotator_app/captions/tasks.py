@@ -1,5 +1,8 @@
 """Celery tasks of the speech-to-caption pipeline: ids in, one service call each.
 
+The top layer: tasks call down into pipeline.py and maintenance.py; those enqueue the
+next stage by the task names of queueing.py and never import this module.
+
 ASR runs on queue `asr`, cleaning and summaries on queue `llm`, the sweeper on `default`
 (CELERY_TASK_ROUTES in settings).
 Late acks with reject-on-worker-lost (the app's defaults) mean a killed worker's message
@@ -18,7 +21,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from annotator_app.captions import maintenance, pipeline
+from annotator_app.captions import maintenance, pipeline, queueing
 from pipelines.asr import Transcriber
 
 logger = logging.getLogger(__name__)
@@ -89,7 +92,7 @@ _RELIABLE: dict[str, Any] = {
 
 
 @shared_task(
-    name="captions.transcribe",
+    name=queueing.TRANSCRIBE,
     base=RecordingTask,
     stage="asr",
     soft_time_limit=max(settings.PIPELINE_ASR_TIME_LIMIT - 30, 1),
@@ -103,7 +106,7 @@ def transcribe_recording(self: Task, recording_id: int) -> str:
 
 
 @shared_task(
-    name="captions.clean",
+    name=queueing.CLEAN,
     base=RecordingTask,
     stage="clean",
     soft_time_limit=max(settings.PIPELINE_LLM_TIME_LIMIT - 30, 1),
@@ -112,12 +115,14 @@ def transcribe_recording(self: Task, recording_id: int) -> str:
 )
 def clean_recording(self: Task, recording_id: int) -> str:
     return pipeline.recording_clean(
-        recording_id=recording_id, client=pipeline.llm_client(), redelivered=_redelivered(self)
+        recording_id=recording_id,
+        client=pipeline.caption_llm_client(),
+        redelivered=_redelivered(self),
     )
 
 
 @shared_task(
-    name="captions.summarize",
+    name=queueing.SUMMARIZE,
     base=SummaryTask,
     soft_time_limit=max(settings.PIPELINE_LLM_TIME_LIMIT - 30, 1),
     time_limit=settings.PIPELINE_LLM_TIME_LIMIT,
@@ -125,11 +130,13 @@ def clean_recording(self: Task, recording_id: int) -> str:
 )
 def summarize_image(self: Task, summary_id: int) -> str:
     return pipeline.summary_run(
-        summary_id=summary_id, client=pipeline.llm_client(), redelivered=_redelivered(self)
+        summary_id=summary_id,
+        client=pipeline.caption_llm_client(),
+        redelivered=_redelivered(self),
     )
 
 
-@shared_task(name="captions.pipeline_sweep", acks_late=True)
+@shared_task(name=queueing.SWEEP, acks_late=True)
 def pipeline_sweep() -> str:
     """Beat task: re-enqueue lost or abandoned work (see maintenance.pipeline_sweep)."""
     report = maintenance.pipeline_sweep()

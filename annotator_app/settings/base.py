@@ -169,12 +169,26 @@ OPENAI_API_KEY = env_str("OPENAI_API_KEY", "local")
 LLM_MODEL = env_str("LLM_MODEL", "SmolLM2-135M-Instruct")
 LLM_TIMEOUT_SECONDS = env_int("LLM_TIMEOUT_SECONDS", 120)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2)
-# Share of the transcript's content words a cleaned caption must keep (else retry/fallback).
-CLEAN_MIN_RECALL = env_float("CLEAN_MIN_RECALL", 0.75)
-if not 0.0 <= CLEAN_MIN_RECALL <= 1.0:
+
+# --- caption quality (pipelines/cleaning.py, summary.py; README "Language model") --------
+# Whether the clean and summary stages ask the LLM at all. `auto`: only when LLM_MODEL is
+# not one of the bundled small models, whose edits measured no better than the rules
+# (benchmarks/clean_quality.py), so the default spends no CPU minutes producing a copy.
+LOCAL_WEAK_LLMS = ("SmolLM2-135M-Instruct", "Qwen2.5-Coder-0.5B-Instruct")
+CAPTION_LLM = env_str("CAPTION_LLM", "auto").lower()
+if CAPTION_LLM not in ("auto", "on", "off"):
     raise ConfigError(
-        f"environment variable CLEAN_MIN_RECALL must be in [0, 1], got {CLEAN_MIN_RECALL}"
+        f"environment variable CAPTION_LLM must be auto, on or off, got {CAPTION_LLM!r}"
     )
+# Share of the rule text's content words an LLM edit must keep (else retry, then the rule
+# text, flagged), and of the terms the inputs share that a summary must keep.
+CLEAN_MIN_RECALL = env_float("CLEAN_MIN_RECALL", 0.9)
+SUMMARY_MIN_RECALL = env_float("SUMMARY_MIN_RECALL", 0.8)
+# ASR words below this probability are highlighted for reviewers and flag the caption.
+ASR_UNCERTAIN_BELOW = env_float("ASR_UNCERTAIN_BELOW", 0.5)
+for _name in ("CLEAN_MIN_RECALL", "SUMMARY_MIN_RECALL", "ASR_UNCERTAIN_BELOW"):
+    if not 0.0 <= globals()[_name] <= 1.0:
+        raise ConfigError(f"environment variable {_name} must be in [0, 1], got {globals()[_name]}")
 
 # --- auth -------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -18,6 +18,7 @@ interface RecordingOut {
   failure_reason: string;
   transcript: string | null;
   caption: string | null;
+  processing_note?: string | null;
 }
 
 const FINAL_STATUSES = new Set(["done", "failed", "flagged"]);
@@ -398,7 +399,10 @@ class CapturePage {
 
   private showResult(recording: RecordingOut): void {
     const reason = recording.failure_reason ? ` (${recording.failure_reason})` : "";
-    this.showStatus(`Description submitted. Processing status: ${recording.status_label}${reason}`);
+    const note = recording.processing_note ? ` ${recording.processing_note}` : "";
+    this.showStatus(
+      `Description submitted. Processing status: ${recording.status_label}${reason}${note}`,
+    );
     this.ui.outcome.dataset.recordingStatus = recording.status;
     if (recording.transcript !== null || recording.caption !== null) {
       this.ui.transcript.textContent = recording.transcript ?? "";

@@ -78,10 +78,14 @@ def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
 
     A GGUF file is converted into `cache_dir` on first use; a folder is used as it is.
     """
+    from model_service.llm_models import PRESETS, preset_gguf
+
     if model is None:
         from model_service.tokenizer import smollm2_gguf_path
 
         gguf = smollm2_gguf_path()
+    elif model in PRESETS:  # e.g. qwen2.5-coder-0.5b: assembled and SHA-256 checked
+        gguf = preset_gguf(model, cache_dir)
     else:
         gguf = Path(model)
         if gguf.is_dir():

@@ -239,9 +239,10 @@ def test_concurrent_completion_of_the_last_captions_triggers_one_summary(monkeyp
     assert set(summaries.values_list("status", flat=True)) == {SummaryStatus.PENDING}
 
 
-def _summary_with_captions(text: str = "A dog on a mat.") -> ImageSummary:
-    _, (item,) = make_campaign(overlap=2)
-    for _ in range(2):
+def _summary_with_captions(*texts: str) -> ImageSummary:
+    texts = texts or ("A dog on a mat.", "A dog on a mat.")
+    _, (item,) = make_campaign(overlap=len(texts))
+    for text in texts:
         rec = make_recording(item, status=RecordingStatus.DONE)
         t = Transcript.objects.create(recording=rec, text=text, model_name="t")
         CleanedCaption.objects.create(
@@ -268,17 +269,49 @@ def test_summary_is_written_once_from_the_counted_captions(db, fake_llm, fake_ll
     assert len(fake_llm.requests) == 1
 
 
-def test_invalid_summary_fails_with_reasons_and_outage_hands_it_back(
-    db, fake_llm, fake_llm_settings
-):
-    from tests.llm_fixtures import fail, reply
+SUMMARY_INPUTS = (
+    "A brown dog lies on a red mat.",
+    "A brown dog lies on a red mat by a door, and a cat sleeps on the sofa.",
+    "A dog on a mat.",
+)
 
-    invalid = _summary_with_captions()
-    fake_llm.push(reply(""), reply(""))
-    pipeline.summary_run(summary_id=invalid.id, client=pipeline.llm_client())
-    invalid.refresh_from_db()
-    assert invalid.status == SummaryStatus.FAILED
-    assert invalid.failure_reason.startswith("summary: attempt 1:")
+
+def test_rejected_summaries_fall_back_to_the_best_caption_flagged(db, fake_llm, fake_llm_settings):
+    from tests.llm_fixtures import reply
+
+    summary = _summary_with_captions(*SUMMARY_INPUTS)
+    # The description written twice, then hyphen-chained word salad: both rejected.
+    twice = SUMMARY_INPUTS[1] + " " + SUMMARY_INPUTS[1]
+    fake_llm.push(reply(twice), reply("brown-dog-red-mat door-cat-sofa-sleeping."))
+    pipeline.summary_run(summary_id=summary.id, client=pipeline.llm_client())
+
+    summary.refresh_from_db()
+    assert summary.status == SummaryStatus.DONE
+    # The stated rule: most shared terms covered, then most content terms.
+    assert summary.text == SUMMARY_INPUTS[1]
+    assert summary.source_caption.text == SUMMARY_INPUTS[1]
+    assert (summary.used_fallback, summary.flagged, summary.llm_attempts) == (True, True, 2)
+    reasons = summary.flag_reasons
+    assert reasons[0] == "LLM summary rejected, caption 2 of 3 is kept"
+    assert any(r.startswith("attempt 1: repeated sentence") for r in reasons), reasons
+    assert any(r.startswith("attempt 2: word salad") for r in reasons), reasons
+
+
+def test_without_an_llm_the_summary_is_the_best_caption_unflagged(db, settings) -> None:
+    settings.CAPTION_LLM = "auto"
+    settings.LLM_MODEL = "SmolLM2-135M-Instruct"
+    assert pipeline.caption_llm_client() is None
+    summary = _summary_with_captions(*SUMMARY_INPUTS)
+    pipeline.summary_run(summary_id=summary.id, client=pipeline.caption_llm_client())
+    summary.refresh_from_db()
+    assert (summary.status, summary.text) == (SummaryStatus.DONE, SUMMARY_INPUTS[1])
+    assert (summary.used_fallback, summary.flagged, summary.model_name) == (False, False, "rules")
+    settings.CAPTION_LLM = "on"
+    assert pipeline.caption_llm_client() is not None
+
+
+def test_summary_outage_hands_it_back(db, fake_llm, fake_llm_settings):
+    from tests.llm_fixtures import fail
 
     down = _summary_with_captions()
     fake_llm.push(*[fail(503) for _ in range(fake_llm_settings.LLM_MAX_RETRIES + 1)])
@@ -287,6 +320,30 @@ def test_invalid_summary_fails_with_reasons_and_outage_hands_it_back(
     down.refresh_from_db()
     # Back to pending for the task's retry; nothing written.
     assert down.status == SummaryStatus.PENDING and down.text == ""
+
+
+def test_clean_stage_flags_the_words_the_asr_was_unsure_of(db, settings, enqueued) -> None:
+    from pipelines.asr import AsrResult, AsrWord
+
+    settings.CAPTION_LLM = "off"
+    settings.ASR_UNCERTAIN_BELOW = 0.5
+    _, (item,) = make_campaign(overlap=1)
+    rec = make_recording(item, status=RecordingStatus.TRANSCRIBING)
+    said = [("A", 0.98), ("candle", 0.31), ("on", 0.97), ("the", 0.99), ("stove.", 0.42)]
+    result = AsrResult(
+        text="A candle on the stove.", language="en", duration=2.0, segments=[],
+        words=[AsrWord(i * 0.3, i * 0.3 + 0.3, w, p) for i, (w, p) in enumerate(said)],
+        model_name="tiny.en", settings={},
+    )  # fmt: skip
+    pipeline.recording_transcribe_complete(recording_id=rec.id, result=result)
+    assert Transcript.objects.get(recording=rec).words[1]["probability"] == 0.31
+    Recording.objects.filter(id=rec.id).update(status=RecordingStatus.TRANSCRIBED)
+
+    pipeline.recording_clean(recording_id=rec.id, client=pipeline.caption_llm_client())
+    cleaned = CleanedCaption.objects.get(transcript__recording=rec)
+    assert cleaned.text == "A candle on the stove." and cleaned.model_name == "rules"
+    assert cleaned.flagged and not cleaned.used_fallback
+    assert cleaned.flag_reasons == ["uncertain ASR words, listen before accepting: candle, stove"]
 
 
 def test_clean_stage_stores_fallbacks_flagged_and_hands_back_on_outage(

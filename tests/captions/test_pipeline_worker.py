@@ -38,10 +38,13 @@ def status_of(rec: Recording) -> str:
     return Recording.objects.values_list("status", flat=True).get(id=rec.id)
 
 
-def test_a_recording_becomes_transcript_cleaned_caption_and_summary(llm_settings) -> None:
-    # One recording (overlap 1) keeps the real-LLM path short on a 2-core machine; the
-    # summary of several captions and the exactly-once trigger are covered in
-    # test_pipeline.py.
+def test_a_recording_becomes_transcript_cleaned_caption_and_summary(settings) -> None:
+    # The default configuration: CAPTION_LLM=auto leaves cleaning and the summary to the
+    # rules with the bundled model. The real model's answers, validated or rejected, are
+    # covered in tests/pipelines (test_cleaning.py, test_summary.py); the summary of
+    # several captions and the exactly-once trigger in test_pipeline.py.
+    settings.CAPTION_LLM = "auto"
+    settings.LLM_MODEL = "SmolLM2-135M-Instruct"
     _, (item,) = make_campaign(overlap=1)
     # A short description: the weak CPU model's generation time grows with its length.
     rec = make_recording(item, audio=speech_bytes(SHORT_DESCRIPTION))
@@ -61,12 +64,14 @@ def test_a_recording_becomes_transcript_cleaned_caption_and_summary(llm_settings
     assert words_of(rec.transcript.text) >= {"red", "bicycle", "brick", "wall"}
     cleaned = rec.transcript.cleaned
     # Raw transcript and caption are both kept, with the prompt version and model.
-    assert cleaned.text and cleaned.rule_text
+    assert cleaned.text and cleaned.text == cleaned.rule_text and cleaned.model_name == "rules"
+    assert cleaned.flagged == bool(cleaned.flag_reasons) and not cleaned.used_fallback
     assert cleaned.prompt_version and cleaned.model_name
     assert Transcript.objects.filter(recording=rec).count() == 1
     summary = ImageSummary.objects.get(campaign=item.campaign, image=item.image)
     assert summary.status == SummaryStatus.DONE, summary.failure_reason
-    assert summary.text and summary.model_name and summary.prompt_version
+    assert summary.text == cleaned.text and summary.source_caption == cleaned
+    assert (summary.model_name, summary.flagged) == ("rules", False) and summary.prompt_version
     assert list(summary.sources.all()) == [cleaned]
 
 

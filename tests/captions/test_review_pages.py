@@ -99,3 +99,114 @@ def test_a_verdict_without_the_csrf_token_is_refused(cast, submitted: Recording)
     client.force_login(cast.reviewer)
     assert verdict(client, submitted, "accept").status_code == 403
     assert status_of(submitted) == AssignmentStatus.SUBMITTED
+
+
+# --- what the review page points out: unsure ASR words, caption and summary flags ----------
+
+
+def _transcribe_and_clean(
+    recording: Recording, words: list[tuple[str, float]], client=None
+) -> None:  # type: ignore[no-untyped-def]
+    """Run the real stage services on an ASR result with these word probabilities."""
+    from annotator_app.captions import pipeline
+    from pipelines.asr import AsrResult, AsrWord
+
+    Recording.objects.filter(pk=recording.pk).update(status="transcribing")
+    text = " ".join(w for w, _ in words)
+    result = AsrResult(
+        text=text, language="en", duration=3.0, segments=[], model_name="tiny.en", settings={},
+        words=[AsrWord(i * 0.4, i * 0.4 + 0.4, w, p) for i, (w, p) in enumerate(words)],
+    )  # fmt: skip
+    pipeline.recording_transcribe_complete(recording_id=recording.pk, result=result)
+    pipeline.recording_clean(recording_id=recording.pk, client=client)
+
+
+SAID = [("Um,", 0.9), ("a", 0.97), ("candle", 0.31), ("sits", 0.93), ("on", 0.98),
+        ("the", 0.99), ("<b>stove</b>.", 0.44)]  # fmt: skip
+
+
+def test_unsure_words_are_marked_and_flags_shown_escaped(
+    cast, client, submitted: Recording, settings, monkeypatch
+) -> None:
+    from annotator_app.captions import pipeline
+
+    monkeypatch.setattr(pipeline, "enqueue_summary", lambda summary_id: None)
+    settings.CAPTION_LLM = "off"
+    settings.ASR_UNCERTAIN_BELOW = 0.5
+    _transcribe_and_clean(submitted, SAID)
+    client.force_login(cast.reviewer)
+    page = client.get(f"/captions/review/{submitted.campaign_id}/").content.decode()
+    mark = '<mark class="uncertain" title="The ASR was unsure ({}): listen">{}</mark>'
+    assert mark.format("0.31", "candle") in page
+    assert mark.format("0.44", "&lt;b&gt;stove&lt;/b&gt;.") in page
+    transcript = page.split("<span data-transcript-text>")[1].split("</span>")[0]
+    caption = page.split("<span data-caption-text>")[1].split("</span>")[0]
+    assert transcript.count('class="uncertain"') == 2
+    assert mark.format("0.31", "candle") in caption  # the caption marks the same word
+    assert "<b>stove</b>" not in page
+    assert "Flagged: check before accepting." in page
+    assert "uncertain ASR words, listen before accepting: candle, &lt;b&gt;stove&lt;/b&gt;" in page
+    assert "(rule-cleaned)" in page and " style=" not in page
+
+
+def test_a_rejected_llm_edit_shows_its_reasons(
+    cast, client, submitted: Recording, settings, monkeypatch, fake_llm
+) -> None:
+    from annotator_app.captions import pipeline
+    from pipelines.llm import LLMClient
+    from tests.llm_fixtures import reply
+
+    monkeypatch.setattr(pipeline, "enqueue_summary", lambda summary_id: None)
+    settings.ASR_UNCERTAIN_BELOW = 0.0
+    loop = "A candle sits on the stove and the stove and the stove and the stove and the stove."
+    fake_llm.push(reply("A candle sits on the stove. I removed the filler words."), reply(loop))
+    llm = LLMClient(fake_llm.url, "test", "fake-llm", 2.0, max_retries=0)
+    plain = [(w.replace("<b>", "").replace("</b>", ""), p) for w, p in SAID]
+    _transcribe_and_clean(submitted, plain, client=llm)
+    client.force_login(cast.reviewer)
+    page = client.get(f"/captions/review/{submitted.campaign_id}/").content.decode()
+    assert "Flagged: the LLM edit was rejected; the rule-cleaned text is shown." in page
+    assert "attempt 1: commentary: &#x27;I removed&#x27;" in page
+    assert "attempt 2: repetition loop" in page
+    assert "A candle sits on the stove." in page and 'class="uncertain"' not in page
+
+
+def test_the_api_says_when_the_local_llm_is_still_converting(
+    cast, api_as, submitted: Recording, settings
+) -> None:
+    """The endpoint's /health (a stand-in answering like a server still converting: the
+    outside service's state is what is injected) reaches the annotator as a note."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from django.core.cache import cache
+
+    class Loading(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": "loading", "stage": "converting", "done": 40,
+                               "total": 272, "elapsed_seconds": 12.0}).encode()  # fmt: skip
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Loading)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings.OPENAI_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        settings.CAPTION_LLM = "on"
+        cache.clear()
+        Recording.objects.filter(pk=submitted.pk).update(status="transcribed")
+        url = f"/api/v1/captions/recordings/{submitted.pk}/"
+        note = api_as(cast.owner).get(url).json()["processing_note"]
+        assert "starting for the first time (converting, 40/272 tensors, 12 s" in note
+        settings.CAPTION_LLM = "auto"  # rules only with the bundled model: nothing to wait for
+        assert api_as(cast.owner).get(url).json()["processing_note"] is None
+    finally:
+        server.shutdown()
+        server.server_close()
+        cache.clear()

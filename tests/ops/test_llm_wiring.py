@@ -67,3 +67,11 @@ def test_production_needs_no_key_for_a_local_server_but_one_for_https() -> None:
 def test_a_bad_recall_threshold_fails_loudly() -> None:
     bad = _production(CLEAN_MIN_RECALL="1.5")
     assert bad.returncode != 0 and "CLEAN_MIN_RECALL" in bad.stderr
+
+
+def test_caption_llm_and_thresholds_are_checked_at_start() -> None:
+    bad = _production(CAPTION_LLM="sometimes")
+    assert bad.returncode != 0 and "CAPTION_LLM must be auto, on or off" in bad.stderr
+    for name in ("SUMMARY_MIN_RECALL", "ASR_UNCERTAIN_BELOW"):
+        wrong = _production(**{name: "2"})
+        assert wrong.returncode != 0 and name in wrong.stderr

@@ -1,4 +1,4 @@
-"""The clean stage: rule cleaner, validation measures, retry/fallback, real local LLM."""
+"""The clean stage: validation against each failure kind seen, retry, fallback, flags."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pipelines import text_checks
 from pipelines.cleaning import (
     PROMPT,
     PROMPT_VERSION,
+    RULES_MODEL,
     STRICT_PROMPT,
     clean_transcript,
-    rule_clean,
     strip_preamble,
     validate,
 )
@@ -29,56 +29,87 @@ from tests.llm_fixtures import (
 )
 
 TRANSCRIPT = (
-    "Um, so this is a, uh, a kitchen. There's a- there are two red chairs next to a "
-    "wooden table, and on the the table there's, like, three white cups. In the "
-    "background there's a window with, you know, blue curtains."
+    "Um, so this is a, uh, a living room. There's a- there are three, no wait, two grey "
+    "sofas facing a wooden table, and on the the table there's, like, the remote control "
+    "and a red mug. In the background there's a window with, you know, blue curtains."
 )
 RULE_TEXT = (
-    "This is a kitchen. There are two red chairs next to a wooden table, and on the "
-    "table there's three white cups. In the background there's a window with blue curtains."
+    "This is a living room. There are two grey sofas facing a wooden table, and on the "
+    "table there's the remote control and a red mug. In the background there's a window "
+    "with blue curtains."
 )
+GOOD = RULE_TEXT.replace("there's the remote", "there are the remote")
+INSTRUCTIONS = [PROMPT, STRICT_PROMPT]
 
 
-@pytest.mark.parametrize(
-    ("spoken", "cleaned"),
-    [
-        ("Um, there is a, uh, red car.", "There is a red car."),
-        ("Erm there is a hmm red car", "There is a red car."),
-        ("It has, you know, a red roof.", "It has a red roof."),
-        ("I mean, it is a big dog.", "It is a big dog."),
-        ("There are, like, three dogs.", "There are three dogs."),
-        ("There are like three dogs.", "There are three dogs."),
-        ("It looks like a cat.", "It looks like a cat."),
-        ("The cloud is like a horse.", "The cloud is like a horse."),
-        ("Th- the dog is b- brown.", "The dog is brown."),
-        ("There is a- there are two dogs.", "There are two dogs."),
-        ("There's a- there are two chairs.", "There are two chairs."),
-        ("The the cat sat on the the mat.", "The cat sat on the mat."),
-        ("In the in the corner, a lamp.", "In the corner, a lamp."),
-        ("There is, there is a cup.", "There is a cup."),
-        ("I think that that dog is old.", "I think that that dog is old."),
-        ("a red car ,, next to   a tree .", "A red car, next to a tree."),
-        ("i see a dog. it is brown", "I see a dog. It is brown."),
-        (
-            "Okay so, this is a kitchen. So the floor is tiled.",
-            "This is a kitchen. The floor is tiled.",
-        ),
-        (
-            "A five- or six-year-old boy in a black-and-white shirt.",
-            "A five- or six-year-old boy in a black-and-white shirt.",
-        ),
-        ("The sign says OPEN in 24 hour letters", "The sign says OPEN in 24 hour letters."),
-        ("So many birds fly. So, it is loud.", "So many birds fly. It is loud."),
-        ("um uh", ""),
-        ("", ""),
-    ],
-)
-def test_rule_clean(spoken: str, cleaned: str) -> None:
-    assert rule_clean(spoken) == cleaned
+def test_the_rules_clean_the_transcript() -> None:
+    assert clean_transcript(TRANSCRIPT, client=None).text == RULE_TEXT
 
 
-def test_rule_clean_realistic_transcript() -> None:
-    assert rule_clean(TRANSCRIPT) == RULE_TEXT
+def check(output: str) -> list[str]:
+    return validate(
+        output,
+        rule_text=RULE_TEXT,
+        transcript=TRANSCRIPT,
+        min_recall=0.9,
+        instructions=INSTRUCTIONS,
+    )
+
+
+# Each failure kind seen from small models, with the reason that must name it.
+FAILURES = {
+    "loop": (
+        RULE_TEXT + " The window has blue curtains and the window has blue curtains and the "
+        "window has blue curtains and the window has blue curtains.",
+        "repetition loop",
+    ),
+    "repeated sentence": (RULE_TEXT + " " + RULE_TEXT, "repeated sentence"),
+    "preamble": ("Here's a rewritten version of the text with the fillers removed. " + RULE_TEXT,
+                 "commentary"),
+    "changelog": (RULE_TEXT + "\n\nChanges made:\n- removed um\n- removed the repeated the",
+                  "commentary"),
+    "copied retry prompt": (
+        "Copy the user's text and fix only punctuation and capital letters. " + RULE_TEXT,
+        "copied from the instructions",
+    ),
+    "dropped object": (RULE_TEXT.replace("the remote control and ", ""), "lost content words"),
+    "changed number": (RULE_TEXT.replace("two grey", "four grey"), "numbers changed"),
+    "undone correction": (RULE_TEXT.replace("two grey", "three grey"), "undoes a self-correction"),
+    "hyphen salad": (
+        "Living-room-sofas-grey two-sofas-table-wooden remote-control-mug-red window-blue-curtains.",
+        "word salad",
+    ),
+    "broken grammar": (
+        "living room two grey sofas wooden table remote control red mug background window "
+        "blue curtains",
+        "broken grammar",
+    ),
+    "invented name": (RULE_TEXT + " It belongs to Maria.", "names not in the source: Maria"),
+    "too long": (" ".join([RULE_TEXT.replace(".", ",")] * 3), "too long"),
+    "paraphrase": (
+        "The picture is a lovely depiction of a living room, where two grey sofas face a "
+        "wooden table holding the remote control and a red mug, in front of a window "
+        "with blue curtains.",
+        "reworded",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("output", "needle"), FAILURES.values(), ids=FAILURES.keys())
+def test_validation_rejects_each_failure_kind(output: str, needle: str) -> None:
+    reasons = check(output)
+    assert any(needle in r for r in reasons), reasons
+
+
+def test_faithful_edits_pass() -> None:
+    assert check(RULE_TEXT) == []
+    assert check(GOOD) == []
+    assert check("Here is the caption: " + GOOD) != []  # validate sees the raw answer
+    assert check(strip_preamble("Here is the caption: " + GOOD)) == []
+    assert check("") == ["empty output"]
+    assert any("max_tokens" in r for r in validate(
+        GOOD, rule_text=RULE_TEXT, transcript=TRANSCRIPT, min_recall=0.9, finish_reason="length"
+    ))  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -122,33 +153,26 @@ def test_novel_numbers_and_names() -> None:
     ]
 
 
-def test_validate_reports_every_problem() -> None:
-    source = "A red car next to a green tree."
-    terms = text_checks.content_terms(source)
-    ok = validate(
-        "A red car stands next to a green tree.",
-        [source],
-        terms=terms,
-        min_recall=0.75,
-        max_words=40,
-    )
-    assert ok == []
-    assert validate("  ", [source], terms=terms, min_recall=0.75, max_words=40) == ["empty output"]
-    reasons = validate(
-        "Then John parked 3 red cars.", [source], terms=terms, min_recall=0.75, max_words=3
-    )
-    assert reasons == [
-        "low content recall 0.40 < 0.75 (missing: green, next, tree)",
-        "numbers not in the source: 3",
-        "names not in the source: John",
-        "too long: 6 words, at most 3",
-    ]
-
-
 def test_strip_preamble() -> None:
     assert strip_preamble('Sure! Here is the cleaned caption:\n"A red car."') == "A red car."
     assert strip_preamble("Cleaned description: A red car.") == "A red car."
     assert strip_preamble("A red car: parked.") == "A red car: parked."
+
+
+# --- without an LLM: the rules, and the ASR's unsure words --------------------------------
+
+
+def test_rules_only_is_not_flagged_and_calls_nothing() -> None:
+    result = clean_transcript(TRANSCRIPT, client=None)
+    assert (result.text, result.rule_text) == (RULE_TEXT, RULE_TEXT)
+    assert (result.model_name, result.llm_attempts, result.used_fallback) == (RULES_MODEL, 0, False)
+    assert (result.flagged, result.flag_reasons) == (False, [])
+
+
+def test_uncertain_asr_words_flag_the_caption() -> None:
+    result = clean_transcript(TRANSCRIPT, client=None, uncertain=["sofas", "mug"])
+    assert result.text == RULE_TEXT and result.flagged
+    assert result.flag_reasons == ["uncertain ASR words, listen before accepting: sofas, mug"]
 
 
 # --- retries, fallback and flags against the scripted fake -------------------------------
@@ -166,12 +190,9 @@ def drop_half(body: dict[str, Any]) -> str:
 
 
 def test_good_answer_is_accepted_first_time(fake_llm: FakeLLM) -> None:
-    fake_llm.push(
-        reply("Here is the caption: " + RULE_TEXT.replace("there's three", "there are three"))
-    )
+    fake_llm.push(reply("Here is the caption: " + GOOD))
     result = clean_transcript(TRANSCRIPT, client=fake_client(fake_llm))
-    assert result.text == RULE_TEXT.replace("there's three", "there are three")
-    assert result.rule_text == RULE_TEXT
+    assert (result.text, result.rule_text) == (GOOD, RULE_TEXT)
     assert (result.llm_attempts, result.used_fallback, result.flagged) == (1, False, False)
     assert result.flag_reasons == []
     assert (result.prompt_version, result.model_name) == (PROMPT_VERSION, FakeLLM.model_name)
@@ -189,39 +210,32 @@ def test_empty_output_then_good_answer_on_the_stricter_retry(fake_llm: FakeLLM) 
     result = clean_transcript(TRANSCRIPT, client=fake_client(fake_llm))
     assert (result.llm_attempts, result.used_fallback, result.flagged) == (2, False, False)
     assert result.text == RULE_TEXT
-    strict = fake_llm.requests[1]["messages"][0]["content"]
-    assert strict.startswith(STRICT_PROMPT)
-    assert "empty output" in strict
+    # The retry does not quote the rejection back: small models copy it into the answer.
+    assert fake_llm.requests[1]["messages"][0]["content"] == STRICT_PROMPT
 
 
-def test_half_content_twice_falls_back_and_flags(fake_llm: FakeLLM) -> None:
-    fake_llm.push(respond(drop_half), respond(drop_half))
-    result = clean_transcript(TRANSCRIPT, client=fake_client(fake_llm))
+@pytest.mark.parametrize("kind", FAILURES.keys())
+def test_each_failure_kind_twice_falls_back_flagged_with_reasons(
+    fake_llm: FakeLLM, kind: str
+) -> None:
+    output, needle = FAILURES[kind]
+    fake_llm.push(reply(output), reply(output))
+    result = clean_transcript(TRANSCRIPT, client=fake_client(fake_llm), uncertain=["mug"])
     assert result.text == result.rule_text == RULE_TEXT
     assert (result.llm_attempts, result.used_fallback, result.flagged) == (2, True, True)
-    assert len(result.flag_reasons) == 2
-    assert all("low content recall" in r for r in result.flag_reasons)
-    assert "curtain" in result.flag_reasons[0]
+    reasons = result.flag_reasons
+    assert reasons[0] == "LLM edit rejected, the rule text is kept"
+    assert any(r.startswith("attempt 1: ") and needle in r for r in reasons), reasons
+    assert any(r.startswith("attempt 2: ") and needle in r for r in reasons), reasons
+    assert reasons[-1].startswith("uncertain ASR words")
+
+
+def test_half_content_twice_falls_back_and_names_the_lost_words(fake_llm: FakeLLM) -> None:
+    fake_llm.push(respond(drop_half), respond(drop_half))
+    result = clean_transcript(TRANSCRIPT, client=fake_client(fake_llm))
+    assert result.used_fallback and result.text == RULE_TEXT
+    assert any("curtain" in r and "lost content words" in r for r in result.flag_reasons)
     assert len(fake_llm.requests) == 2
-
-
-def test_invented_numbers_and_names_fall_back(fake_llm: FakeLLM) -> None:
-    fake_llm.push(
-        reply(RULE_TEXT.replace("three white", "7 white")),
-        reply(RULE_TEXT + " It belongs to Bob."),
-    )
-    result = clean_transcript(TRANSCRIPT, client=fake_client(fake_llm))
-    assert result.used_fallback and result.flagged
-    assert result.flag_reasons == [
-        "attempt 1: numbers not in the source: 7",
-        "attempt 2: names not in the source: Bob",
-    ]
-
-
-def test_too_long_output_is_rejected(fake_llm: FakeLLM) -> None:
-    fake_llm.push(reply(" ".join([RULE_TEXT] * 4)), echo())
-    result = clean_transcript(TRANSCRIPT, client=fake_client(fake_llm))
-    assert result.llm_attempts == 2 and not result.flagged
 
 
 def test_transient_errors_are_retried_inside_one_attempt(fake_llm: FakeLLM) -> None:
@@ -241,7 +255,7 @@ def test_malformed_answers_count_as_failed_attempts(fake_llm: FakeLLM) -> None:
     fake_llm.push(garbage(), garbage())
     result = clean_transcript(TRANSCRIPT, client=fake_client(fake_llm))
     assert result.used_fallback and result.flagged
-    assert all("LLM error" in r for r in result.flag_reasons)
+    assert all("LLM error" in r for r in result.flag_reasons[1:])
 
 
 def test_configuration_errors_propagate(fake_llm: FakeLLM) -> None:
@@ -251,8 +265,8 @@ def test_configuration_errors_propagate(fake_llm: FakeLLM) -> None:
 
 
 def test_min_recall_is_configurable(fake_llm: FakeLLM) -> None:
-    fake_llm.push(respond(drop_half))
-    result = clean_transcript(TRANSCRIPT, client=fake_client(fake_llm), min_recall=0.0)
+    fake_llm.push(reply(FAILURES["dropped object"][0]))
+    result = clean_transcript(TRANSCRIPT, client=fake_client(fake_llm), min_recall=0.5)
     assert (result.llm_attempts, result.used_fallback) == (1, False)
 
 
@@ -267,7 +281,8 @@ def test_empty_transcript_is_flagged_without_calling_the_llm(fake_llm: FakeLLM) 
 
 
 @pytest.mark.slow
-def test_real_local_llm_cleans_or_flags(local_llm: str) -> None:
+@pytest.mark.timeout(900)  # two answers of the CPU model; minutes on a busy machine
+def test_real_local_llm_edit_is_validated_or_falls_back(local_llm: str) -> None:
     client = LLMClient(local_llm, "local", LOCAL_MODEL_NAME, 300.0)
     result = clean_transcript(TRANSCRIPT, client=client)
     assert result.rule_text == RULE_TEXT
@@ -275,13 +290,6 @@ def test_real_local_llm_cleans_or_flags(local_llm: str) -> None:
     assert result.prompt_version == PROMPT_VERSION
     assert result.llm_attempts in (1, 2)
     if result.used_fallback:
-        assert result.flagged and result.text == RULE_TEXT and result.flag_reasons
+        assert result.flagged and result.text == RULE_TEXT and len(result.flag_reasons) >= 2
     else:
-        assert not result.flagged and result.text
-        terms = text_checks.content_terms(RULE_TEXT)
-        assert (
-            validate(
-                result.text, [RULE_TEXT, TRANSCRIPT], terms=terms, min_recall=0.75, max_words=200
-            )
-            == []
-        )
+        assert not result.flagged and check(result.text) == []
