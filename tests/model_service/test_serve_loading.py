@@ -186,3 +186,21 @@ def test_a_first_start_answers_503_with_progress_until_the_model_is_ready(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_a_client_retries_a_loading_server_with_warnings_not_stack_traces(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What the worker logs while the LLM starts: one line per retry, no traceback; the
+    task then retries later (StageUnavailable), as for any transient outage."""
+    from pipelines.llm import LLMClient, LLMUnavailable
+
+    progress = LoadProgress()
+    progress.stage(loading.CONVERTING_TOKENIZER)
+    with loading_server(progress) as base:
+        client = LLMClient(f"{base}/v1", "local", LOCAL_MODEL_NAME, 10.0, backoff_seconds=0.01)
+        with caplog.at_level("WARNING"), pytest.raises(LLMUnavailable, match="HTTP 503"):
+            client.chat([{"role": "user", "content": "hi"}], max_tokens=4)
+    retries = [r for r in caplog.records if "LLM attempt" in r.getMessage()]
+    assert len(retries) == 2 and all("HTTP 503" in r.getMessage() for r in retries)
+    assert not any(r.exc_info for r in caplog.records)
