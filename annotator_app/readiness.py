@@ -89,7 +89,8 @@ def llm_check(base_url: str) -> Check:
 
     def check() -> tuple[bool, str]:
         try:
-            with urllib.request.urlopen(health, timeout=2) as response:  # noqa: S310
+            # Generous: the conversion holds the GIL for long stretches on a busy machine.
+            with urllib.request.urlopen(health, timeout=5) as response:  # noqa: S310
                 return response.status == 200, ""
         except urllib.error.HTTPError as exc:
             try:

@@ -138,6 +138,9 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
+        # Health probes (launchers, orchestrators) come every second or so: not logged.
+        if self.path.split("?", 1)[0].rstrip("/") == "/health":
+            return
         log.info("%s %s", self.address_string(), format % args)
 
     # -- plumbing --
