@@ -487,13 +487,13 @@ def up() -> int:
             print("stopping the embedded PostgreSQL/Redis", flush=True)
             services.stop()
     # honcho returns once every child has exited (it kills those that ignore SIGTERM).
-    print(f"PixMo platform stopped: {stopped_parts(services)} (exit code {code})", flush=True)
+    print(f"Everything stopped: {stopped_parts(services)} (exit code {code}).", flush=True)
     return code
 
 
 def stopped_parts(services: Services | None) -> str:
     """The line's list of what stopped: the processes and the embedded servers."""
-    parts = "web, worker, beat" + (" and the local LLM" if uses_local_llm() else "")
+    parts = "web, worker, beat and the local LLM" if uses_local_llm() else "web, worker and beat"
     embedded = [
         name
         for name, server in (
@@ -504,7 +504,7 @@ def stopped_parts(services: Services | None) -> str:
     ]
     if embedded:
         parts += f"; embedded {' and '.join(embedded)}"
-    return f"everything stopped ({parts})"
+    return parts
 
 
 def services_command(action: str, env_file: Path) -> int:

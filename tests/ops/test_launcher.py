@@ -106,7 +106,7 @@ def test_up_serves_and_stops_every_process_on_sigint(tmp_path: Path, scratch_dat
         assert not alive, f"still running after the launcher exited: {alive}"
         text = log.read_text()
         assert base in text
-        assert text.rstrip().splitlines()[-1].startswith("PixMo platform stopped: everything")
+        assert text.rstrip().splitlines()[-1].startswith("Everything stopped: web, worker, beat")
         assert (tmp_path / "var" / "runtime.env").read_text().count(scratch_database_url) == 1
     finally:
         if proc.poll() is None:
