@@ -86,6 +86,7 @@ def beat_check(var: Path, since: float) -> Check:
 def llm_check(base_url: str) -> Check:
     """The local LLM server's /health; its 503 body says what it is doing."""
     health = base_url.rstrip("/").removesuffix("/v1") + "/health"
+    last = [""]  # what it said last: a probe lost to a busy CPU repeats it
 
     def check() -> tuple[bool, str]:
         try:
@@ -97,9 +98,10 @@ def llm_check(base_url: str) -> Check:
                 body = json.loads(exc.read() or b"{}")
             except ValueError:
                 body = {}
-            return False, describe_loading(body) or f"HTTP {exc.code}"
+            last[0] = describe_loading(body) or f"HTTP {exc.code}"
+            return False, last[0]
         except OSError:
-            return False, "not answering yet"
+            return False, last[0] or "not answering yet"
 
     return check
 
