@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.catalog.conftest import moto_endpoint, s3  # noqa: F401 (moto's S3 fixtures)
+
 
 @pytest.fixture(autouse=True)
 def export_media(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
