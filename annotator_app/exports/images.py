@@ -13,8 +13,9 @@ Three ways to say where an image is (README "Dataset export"):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from django.conf import settings
@@ -42,13 +43,38 @@ def _read(key: str) -> Callable[[], bytes]:
     return read
 
 
+# Distinct image ids are kept as int64s and compacted when this many are pending:
+# 8 bytes per distinct image, whatever the number of rows.
+COMPACT_EVERY = 1 << 20
+
+
 @dataclass
 class ImageColumns:
-    """Turns raw batches into published ones; ships images in bundled mode."""
+    """Turns raw batches into published ones; ships images in bundled mode; counts the
+    distinct images streamed."""
 
     mode: str
     put_image: Callable[[str, Callable[[], bytes]], bool]
     images_written: int = 0
+    _seen: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    _pending: list[np.ndarray] = field(default_factory=list)
+    _pending_size: int = 0
+
+    def _note(self, ids: pa.Array) -> None:
+        values = ids.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        self._pending.append(values)
+        self._pending_size += len(values)
+        if self._pending_size >= COMPACT_EVERY:
+            self._compact()
+
+    def _compact(self) -> None:
+        self._seen = np.unique(np.concatenate([self._seen, *self._pending]))
+        self._pending, self._pending_size = [], 0
+
+    @property
+    def distinct_images(self) -> int:
+        self._compact()
+        return len(self._seen)
 
     def url_column(self, keys: pa.Array, hashes: pa.Array) -> pa.Array:
         if self.mode == "base":
@@ -78,6 +104,7 @@ class ImageColumns:
 
     def finish(self, raw: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
         """The batch in the published (or full) `schema`, image columns filled in."""
+        self._note(raw.column("_image_id"))
         columns = []
         for column in schema:
             if column.name == "image_url":

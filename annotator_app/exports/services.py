@@ -250,13 +250,14 @@ def _write_snapshot(export: Export, sink: Sink, staging: Path, progress: Progres
         if progress is not None:
             progress(seen, counts.rows)
     shards = writer.close()
+    distinct = images.distinct_images if source.has_image_columns else counts.images
     created = export.created_at.isoformat()
     metadata: dict[str, Any] = {
         "id": str(export.pk),
         "created_at": created,
         "filters": export.filters,
         "code_version": export.code_version,
-        "images": counts.images,
+        "images": distinct,
         "image_urls": {
             "mode": mode if source.has_image_columns else "bundled",
             **(
@@ -276,7 +277,7 @@ def _write_snapshot(export: Export, sink: Sink, staging: Path, progress: Progres
             schema=schema,
             data_glob=f"data/train-*.{export.format}",
             rows=writer.rows,
-            images=counts.images,
+            images=distinct or 0,
             licence=settings.EXPORT_LICENSE,
             snapshot_id=str(export.pk),
             created_at=created,

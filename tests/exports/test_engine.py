@@ -108,6 +108,7 @@ def test_cap_export_has_the_published_schema_and_accepted_rows(cap_data, tmp_pat
     assert hashlib.sha256(shipped).hexdigest() == red.sha256  # type: ignore[attr-defined]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["dataset"] == "pixmo-cap" and manifest["rows"] == 2
+    assert manifest["images"] == 2
     assert manifest["filters"]["status"] == "accepted"
     for shard in manifest["shard_details"]:
         assert hashlib.sha256((out / shard["name"]).read_bytes()).hexdigest() == shard["sha256"]
@@ -135,6 +136,7 @@ def test_points_export_schema_values_and_base_url(points_data, tmp_path: Path, s
     assert {r["image_sha256"] for r in rows} == {red.sha256}  # type: ignore[attr-defined]
     assert rows[0]["image_url"] == "https://cdn.example.org/pixmo/" + red.storage_key  # type: ignore[attr-defined]
     assert not (out / "images").exists()
+    assert json.loads((out / "manifest.json").read_text())["images"] == 1  # four rows, one image
 
 
 def test_full_variant_appends_metadata_after_published_columns(

@@ -22,7 +22,7 @@ from typing import IO, Any, ClassVar
 import pyarrow as pa
 from django.conf import settings
 from django.db import connection
-from django.db.models import CharField, Count, F, Func, QuerySet, Value
+from django.db.models import CharField, F, Func, QuerySet, Value
 from django.db.models.functions import Cast, Concat, JSONObject, Left
 
 from annotator_app.work.models import AssignmentStatus
@@ -30,7 +30,11 @@ from pipelines.export_writer import json_lines_batches
 from pipelines.pixmo_schemas import DatasetSchema
 
 IMAGE_COLUMNS = ("image_url", "image_sha256")
-PRIVATE_IMAGE_FIELDS = (pa.field("_image_key", pa.string()), pa.field("_image_sha256", pa.string()))
+PRIVATE_IMAGE_FIELDS = (
+    pa.field("_image_key", pa.string()),
+    pa.field("_image_sha256", pa.string()),
+    pa.field("_image_id", pa.int64()),  # counts distinct images while streaming
+)
 STATUS_CHOICES = {
     "accepted": (AssignmentStatus.ACCEPTED,),
     # Everything a reviewer has not rejected: accepted plus submitted, awaiting review.
@@ -65,7 +69,7 @@ class ExportRequest:
 @dataclass(frozen=True)
 class Counts:
     rows: int
-    images: int
+    images: int | None = None  # None: counted while streaming
 
 
 @dataclass
@@ -134,17 +138,15 @@ class SqlSource(Source):
         raise NotImplementedError
 
     def count(self, request: ExportRequest) -> Counts:
-        found = (
-            self.rows(request)
-            .order_by()
-            .aggregate(rows=Count("pk"), images=Count(self.image_path, distinct=True))
-        )
-        return Counts(rows=found["rows"], images=found["images"])
+        """Rows only (for the progress bar); distinct images are counted while streaming,
+        which spares the database a second DISTINCT pass over the rows."""
+        return Counts(rows=self.rows(request).order_by().count())
 
     def image_object(self) -> dict[str, Any]:
         return {
             "_image_key": f"{self.image_path}__storage_key",
             "_image_sha256": f"{self.image_path}__sha256",
+            "_image_id": f"{self.image_path}__id",
         }
 
     def json_sql(self, request: ExportRequest) -> str:
