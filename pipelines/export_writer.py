@@ -332,7 +332,9 @@ def json_lines_batches(
 
     thread = threading.Thread(target=run, name="export-copy", daemon=True)
     thread.start()
-    source = os.fdopen(read_fd, "rb", buffering=0)
+    # Buffered: a pipe read returns at most what the pipe holds (64 KiB); the buffer
+    # hands Arrow whole blocks, so batches have thousands of rows, not hundreds.
+    source = os.fdopen(read_fd, "rb", buffering=block_bytes)
     try:
         reader = pa_json.open_json(
             source,

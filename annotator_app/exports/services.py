@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time as clock
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
@@ -48,6 +49,7 @@ from pipelines.export_writer import (
 
 logger = logging.getLogger(__name__)
 PROGRESS_TIMEOUT = 24 * 3600
+PROGRESS_EVERY_SECONDS = 0.5
 Progress = Callable[[int, int | None], None]
 
 __all__ = ["ExportInvalid", "export_create", "export_fail", "export_run"]
@@ -176,8 +178,6 @@ def _request(export: Export) -> ExportRequest:
 
 
 def _sink(export: Export, out: str | None) -> Sink:
-    from annotator_app.catalog.sources import s3_client
-
     target = out or (
         f"s3://{settings.EXPORT_S3_BUCKET}/{settings.EXPORT_S3_PREFIX}/{export.pk}"
         if settings.EXPORT_S3_BUCKET
@@ -187,6 +187,8 @@ def _sink(export: Export, out: str | None) -> Sink:
         bucket, _, prefix = target[len("s3://") :].partition("/")
         if not bucket or not prefix.strip("/"):
             raise ExportInvalid(f"out: {target!r} needs s3://bucket/prefix")
+        from annotator_app.catalog.sources import s3_client  # boto3 only when used
+
         return S3Sink(s3_client(), bucket, prefix)
     return LocalSink(Path(target))
 
@@ -242,13 +244,17 @@ def _write_snapshot(export: Export, sink: Sink, staging: Path, progress: Progres
     mode = image_mode(include_images=export.include_images)
     images = ImageColumns(mode=mode, put_image=sink.put_image)
     context = SourceContext(staging=staging, put_image=sink.put_image)
-    seen = 0
+    seen, reported = 0, 0.0
     for raw in source.batches(request, context):
         writer.write(images.finish(raw, schema) if source.has_image_columns else raw)
         seen += raw.num_rows
-        django_cache.set(progress_key(export.pk), seen, PROGRESS_TIMEOUT)
-        if progress is not None:
-            progress(seen, counts.rows)
+        if clock.monotonic() - reported >= PROGRESS_EVERY_SECONDS:
+            reported = clock.monotonic()
+            django_cache.set(progress_key(export.pk), seen, PROGRESS_TIMEOUT)
+            if progress is not None:
+                progress(seen, counts.rows)
+    if progress is not None:
+        progress(seen, counts.rows)
     shards = writer.close()
     distinct = images.distinct_images if source.has_image_columns else counts.images
     created = export.created_at.isoformat()
