@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "annotator_app.work",
     "annotator_app.captions",
     "annotator_app.points",
+    "annotator_app.exports",
     "annotator_app.demo",
 ]
 
@@ -149,6 +150,7 @@ CELERY_TASK_ROUTES = {
     "captions.clean": {"queue": "llm"},
     "captions.summarize": {"queue": "llm"},
     "captions.pipeline_sweep": {"queue": "default"},
+    "exports.run": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE["captions-pipeline-sweep"] = {
     "task": "captions.pipeline_sweep",
@@ -336,6 +338,27 @@ if not 0.0 < POINTS_AGREEMENT_DISTANCE <= 100.0:
     raise ConfigError(
         "environment variable POINTS_AGREEMENT_DISTANCE must be in (0, 100], "
         f"got {POINTS_AGREEMENT_DISTANCE}"
+    )
+
+# --- dataset exports (annotator_app/exports; README "Dataset export") ---------------------
+# Local snapshots go to EXPORT_ROOT/<id>/; with EXPORT_S3_BUCKET they go to
+# s3://EXPORT_S3_BUCKET/EXPORT_S3_PREFIX/<id>/ instead.
+EXPORT_ROOT = Path(env_str("EXPORT_ROOT", str(VAR_DIR / "exports")))
+EXPORT_S3_BUCKET = env_opt("EXPORT_S3_BUCKET")
+EXPORT_S3_PREFIX = env_str("EXPORT_S3_PREFIX", "exports").strip("/")
+# image_url: EXPORT_IMAGE_BASE_URL + storage key when set; else a signed URL on the media
+# bucket (EXPORT_SIGNED_URL_SECONDS, at most 7 days); else the images ship in the snapshot.
+EXPORT_IMAGE_BASE_URL = env_str("EXPORT_IMAGE_BASE_URL", "")
+EXPORT_SIGNED_URL_SECONDS = env_int("EXPORT_SIGNED_URL_SECONDS", 7 * 24 * 3600)
+EXPORT_LICENSE = env_str("EXPORT_LICENSE", "odc-by")
+# Hard time limit of the export job, in seconds (soft: 30 s less).
+EXPORT_TIME_LIMIT = env_int("EXPORT_TIME_LIMIT", 6 * 3600)
+# Salt of the anonymised annotator ids of full exports (stable across snapshots).
+EXPORT_ANNOTATOR_SALT = env_str("EXPORT_ANNOTATOR_SALT", SECRET_KEY)
+if not 1 <= EXPORT_SIGNED_URL_SECONDS <= 7 * 24 * 3600:
+    raise ConfigError(
+        "environment variable EXPORT_SIGNED_URL_SECONDS must be in 1..604800, "
+        f"got {EXPORT_SIGNED_URL_SECONDS}"
     )
 
 LANGUAGE_CODE = "en-us"
