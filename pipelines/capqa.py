@@ -167,7 +167,9 @@ def unsupported_words(answer: str, caption: str) -> list[str]:
     """Content words and numbers of `answer` that `caption` does not contain (as written)."""
     allowed = text_checks.content_terms(caption) | {text_checks.stem(w) for w in ANSWER_GENERIC}
     missing = text_checks.content_terms(answer) - allowed
-    found = {t for t in text_checks.tokens(answer) if text_checks.stem(t) in missing or t in missing}
+    found = {
+        t for t in text_checks.tokens(answer) if text_checks.stem(t) in missing or t in missing
+    }
     return sorted(found or missing)
 
 

@@ -187,7 +187,10 @@ def round_answer(round_id: int) -> str:
         started = time.perf_counter()
         try:
             made = ama_stage.answer(
-                llm_client(), question=current.question, evidence=evidence, history=_history(current)
+                llm_client(),
+                question=current.question,
+                evidence=evidence,
+                history=_history(current),
             )
         except LLMUnavailable as exc:
             raise RoundFailed(

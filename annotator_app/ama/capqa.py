@@ -144,5 +144,3 @@ def capqa_run_counts(*, run_id: int) -> dict[str, object]:
         "pairs_rejected": run.pairs_rejected,
         "rejections": dict(sorted(run.rejections.items(), key=lambda kv: -kv[1])),
     }
-
-

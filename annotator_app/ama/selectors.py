@@ -176,9 +176,9 @@ def preference_pairs_for_export(
 ) -> Iterator[dict[str, Any]]:
     """One row per rejected answer of an accepted session: chosen (the accepted answer)
     vs rejected (that round's answer), with the feedback that rejected it."""
-    ordered = AmaRound.objects.filter(
-        verdict__in=(Verdict.ACCEPTED, Verdict.REJECTED)
-    ).order_by("index")
+    ordered = AmaRound.objects.filter(verdict__in=(Verdict.ACCEPTED, Verdict.REJECTED)).order_by(
+        "index"
+    )
     sessions = _accepted_sessions(campaign, since).prefetch_related(
         Prefetch("rounds", queryset=ordered, to_attr="judged_rounds")
     )

@@ -66,7 +66,9 @@ def _locked_open_session(user: Any, session_id: int) -> AmaSession:
     if session is None:
         raise AmaError("no such AMA session", status_code=404)
     if session.status != SessionStatus.OPEN:
-        raise AmaError(f"the session is {session.status}; nothing more can be done", status_code=409)
+        raise AmaError(
+            f"the session is {session.status}; nothing more can be done", status_code=409
+        )
     if session.assignment.status not in (AssignmentStatus.LEASED, AssignmentStatus.EXPIRED):
         raise AmaError(f"the assignment is {session.assignment.status}", status_code=409)
     return session
@@ -163,7 +165,9 @@ def ama_retry(*, user: Any, round_id: int) -> AmaRound:
     with transaction.atomic():
         _, current = _locked_round(user, round_id)
         if current.status != RoundStatus.FAILED:
-            raise AmaError(f"only a failed answer can be retried (it is {current.status})", status_code=409)
+            raise AmaError(
+                f"only a failed answer can be retried (it is {current.status})", status_code=409
+            )
         current.status = RoundStatus.PENDING
         current.failure_reason = ""
         current.attempts = 0

@@ -10,7 +10,6 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pipelines import ocr
 
-
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
 
