@@ -44,6 +44,15 @@ def session_get_visible(*, user: Any, session_id: int) -> AmaSession | None:
     return None
 
 
+def round_session_id_own(*, user: Any, round_id: int) -> int | None:
+    """The session id of one of the user's own rounds; None for anyone else's."""
+    return (
+        AmaRound.objects.filter(pk=round_id, session__annotator_id=user.pk)
+        .values_list("session_id", flat=True)
+        .first()
+    )
+
+
 def session_rounds(*, session: AmaSession) -> list[AmaRound]:
     return list(session.rounds.order_by("index"))
 
