@@ -135,9 +135,18 @@ def model_caption(
     return client.complete(messages, max_tokens=max_tokens)
 
 
+# The same, with spaces gone (OCR often drops them: "IGNOREPREVIOUSINSTRUCTIONS").
+_SQUASHED_MARKERS = (
+    "ignoreprevious", "ignoreallprevious", "ignoretheabove", "ignoreabove", "ignoreyour",
+    "disregardprevious", "disregardtheabove", "disregardall", "forgetprevious",
+    "forgetyourinstructions", "systemprompt", "newinstructions", "youarenow",
+)  # fmt: skip
+
+
 def instruction_like(text: str) -> bool:
     """True when `text` reads like an instruction to a model ("ignore previous ...")."""
-    return bool(_INSTRUCTION_RE.search(text))
+    squashed = "".join(ch for ch in text.lower() if ch.isalnum())
+    return bool(_INSTRUCTION_RE.search(text)) or any(m in squashed for m in _SQUASHED_MARKERS)
 
 
 def quote_data(text: str, limit: int) -> str:
