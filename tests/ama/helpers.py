@@ -51,7 +51,7 @@ def open_session(user: Any, campaign: Any = None) -> Any:
     return session_for_assignment(assignment=assignment)
 
 
-def accepted_cap_caption(image: Any, text: str) -> Any:
+def accepted_cap_caption(image: Any, text: str, campaign: Any = None) -> Any:
     """A PixMo-Cap caption of `image` whose assignment a reviewer accepted (rows only)."""
     from annotator_app.accounts.models import Role, User
     from annotator_app.captions.models import CleanedCaption, Recording, RecordingStatus, Transcript
