@@ -48,7 +48,8 @@ SOURCE_LABELS = {
 CAPTION_MAX_CHARS = 3000
 OCR_MAX_CHARS = 1500
 HISTORY_MAX_ROUNDS = 4
-ANSWER_MAX_TOKENS = 256
+# One to a few sentences; a cap keeps a looping small model from running for minutes.
+ANSWER_MAX_TOKENS = 160
 
 SYSTEM_PROMPT = (
     "You answer questions about an image that you cannot see. You get two pieces of "

@@ -21,6 +21,7 @@ import time
 from datetime import timedelta
 
 import openai
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -202,6 +203,9 @@ def round_answer(round_id: int) -> str:
         except ama_stage.AnswerEmpty as exc:
             raise RoundFailed(f"The language model gave no answer ({exc}). Press Retry.") from exc
         llm_ms = int((time.perf_counter() - started) * 1000)
+    except SoftTimeLimitExceeded:
+        _fail(round_id, "Making the answer took too long (AMA_TIME_LIMIT). Press Retry.")
+        return "failed"
     except RoundFailed as exc:
         log.warning("AMA round %s failed: %s", round_id, exc)
         _fail(round_id, str(exc))

@@ -199,9 +199,11 @@ MODEL_SERVICE_TOKEN = env_str("MODEL_SERVICE_TOKEN", "")
 # Model id sent to it; empty: the first id its /v1/models lists.
 MODEL_SERVICE_MODEL = env_str("MODEL_SERVICE_MODEL", "")
 MODEL_SERVICE_TIMEOUT_SECONDS = env_int("MODEL_SERVICE_TIMEOUT_SECONDS", 120)
-# Hard time limit of one AMA answer task (soft: 30 s less); older pending or running
-# rounds are enqueued again by the sweeper, and failed after AMA_MAX_ATTEMPTS runs.
-AMA_TIME_LIMIT = env_int("AMA_TIME_LIMIT", 300)
+# Hard time limit of one AMA answer task (soft: 30 s less, then the round fails with a
+# message); older pending or running rounds are enqueued again by the sweeper, and failed
+# after AMA_MAX_ATTEMPTS runs. The default leaves room for the captioner and the LLM
+# each timing out with their retries.
+AMA_TIME_LIMIT = env_int("AMA_TIME_LIMIT", 900)
 AMA_STUCK_SECONDS = env_int("AMA_STUCK_SECONDS", AMA_TIME_LIMIT + 60)
 AMA_MAX_ATTEMPTS = env_int("AMA_MAX_ATTEMPTS", 3)
 OCR_MIN_SCORE = env_float("OCR_MIN_SCORE", 0.5)
