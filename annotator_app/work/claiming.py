@@ -18,7 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from annotator_app.accounts.models import User
-from annotator_app.work.counters import count_item, count_items
+from annotator_app.work.counters import COUNTER_SHARDS, count_item, count_items
 from annotator_app.work.models import (
     WRAP_LANE,
     Assignment,
@@ -57,22 +57,25 @@ def assignment_next(
     """
     with transaction.atomic():
         now = timezone.now()
-        if _lock_user_has_turns(user):
+        has_turns, cursors = _lock_user(user)
+        if has_turns:
             mine = _own_turn(user=user, campaign=campaign, kind=kind, now=now)
             if mine is not None:
                 return mine
         for candidate in _campaigns_for(campaign, kind):
-            claimed = _claim(user=user, campaign=candidate, now=now)
+            lanes = cursors.get(candidate.pk, {})
+            claimed = _claim(user=user, campaign=candidate, now=now, cursors=lanes)
             if claimed is None and assignments_reclaim_expired(campaign=candidate, now=now):
-                claimed = _claim(user=user, campaign=candidate, now=now)
+                claimed = _claim(user=user, campaign=candidate, now=now, cursors=lanes)
             if claimed is not None:
                 return claimed
     return None
 
 
-def _lock_user_has_turns(user: User) -> bool:
+def _lock_user(user: User) -> tuple[bool, dict[int, dict[int, int]]]:
     """Serialise "next" per user (a double click must not claim two items), then say
-    whether they hold any lease, live or reclaimed.
+    whether they hold any lease, live or reclaimed, and read their claim cursors
+    ({campaign id: {lane: after id}}).
 
     Two statements on purpose: the check must run after the lock is granted, with a
     snapshot that sees what the previous "next" of this user committed.
@@ -80,12 +83,17 @@ def _lock_user_has_turns(user: User) -> bool:
     with connection.cursor() as cur:
         cur.execute("SELECT 1 FROM accounts_user WHERE id = %s FOR NO KEY UPDATE", [user.pk])
         cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM work_assignment WHERE annotator_id = %s"
-            " AND status IN ('leased', 'expired'))",
-            [user.pk],
+            "SELECT EXISTS (SELECT 1 FROM work_assignment WHERE annotator_id = %(u)s"
+            " AND status IN ('leased', 'expired')),"
+            " ARRAY(SELECT ARRAY[campaign_id, lane, after_id] FROM work_claimcursor"
+            " WHERE annotator_id = %(u)s)",
+            {"u": user.pk},
         )
-        row = cur.fetchone()
-    return bool(row and row[0])
+        has_turns, rows = cur.fetchone() or (False, [])
+    cursors: dict[int, dict[int, int]] = {}
+    for campaign_id, lane, after in rows:
+        cursors.setdefault(campaign_id, {})[lane] = after
+    return bool(has_turns), cursors
 
 
 def _own_turn(
@@ -138,8 +146,10 @@ _NOT_MINE = """NOT EXISTS (SELECT 1 FROM work_assignment a
                       WHERE a.item_id = w.id AND a.annotator_id + 0 = %(u)s OFFSET 0)"""
 _ACTIVE = "EXISTS (SELECT 1 FROM work_campaign c WHERE c.id = %(c)s AND c.active)"
 
-_TAKE = """
-), taken AS (
+# The claim itself, after `picked` chose the item: take a slot, insert the lease, and
+# count both in the item's counter shard (counters.py), all in one statement.
+_TAKE = f"""
+, taken AS (
     UPDATE work_workitem w SET open_slots = w.open_slots - 1
     FROM picked WHERE w.id = picked.id
     RETURNING w.id, w.image_id, w.open_slots, w.done_count, w.created_at
@@ -148,16 +158,34 @@ _TAKE = """
                                  started_at, active_seconds, review_reason)
     SELECT taken.id, %(u)s, 'leased', %(until)s, %(now)s, %(now)s, 0, '' FROM taken
     RETURNING id, item_id
-)
+), counted AS (
+    INSERT INTO work_campaigncounter AS t (campaign_id, shard, items, items_complete,
+        open_slots, leased, submitted, accepted, rejected, skipped, expired)
+    SELECT %(c)s, taken.id %% {COUNTER_SHARDS}, 0, 0, -1, 1, 0, 0, 0, 0, 0 FROM taken
+    ON CONFLICT (campaign_id, shard)
+    DO UPDATE SET open_slots = t.open_slots - 1, leased = t.leased + 1
+)"""  # noqa: S608 (built from constants only)
+# A forward or wrap-around claim also moves the lane's cursor to the item it took.
+_MOVE_CURSOR = """
+, moved AS (
+    INSERT INTO work_claimcursor (annotator_id, campaign_id, lane, after_id)
+    SELECT %(u)s, %(c)s, %(lane)s, taken.id FROM taken
+    ON CONFLICT (annotator_id, campaign_id, lane) DO UPDATE SET after_id = excluded.after_id
+)"""
+_RESULT = """
 SELECT leased.id, taken.id, taken.image_id, taken.open_slots, taken.done_count,
-       taken.created_at
-FROM leased JOIN taken ON taken.id = leased.item_id
-"""
+       taken.created_at, NULL::bigint
+FROM leased JOIN taken ON taken.id = leased.item_id"""
+# When a lane has nothing for the user: the lane's last open item, where its cursor goes.
+_TOP = """
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL,
+       (SELECT max(id) FROM work_workitem WHERE campaign_id = %(c)s AND open_slots > 0 {lane})
+WHERE NOT EXISTS (SELECT 1 FROM leased)"""
 
 # The forward scan of one lane: open items after the annotator's cursor, in the lane's
 # order, through the partial index on open items.
-_FORWARD_SQL = (
-    """
+_FORWARD_PICK = """
 WITH picked AS (
     SELECT w.id FROM work_workitem w
     WHERE w.campaign_id = %(c)s AND w.open_slots > 0 AND w.id > %(after)s {lane}
@@ -165,39 +193,42 @@ WITH picked AS (
     ORDER BY {order}
     LIMIT 1
     FOR UPDATE SKIP LOCKED
-"""  # noqa: S608 (built from constants only)
+)"""
+_BREADTH_LANE = "AND w.done_count = %(lane)s"
+CLAIM_DEPTH_FIRST = (
+    _FORWARD_PICK.format(lane="", order="w.id", active=_ACTIVE, not_mine=_NOT_MINE)
     + _TAKE
+    + _MOVE_CURSOR
+    + _RESULT
+    + _TOP.format(lane="")
 )
-CLAIM_DEPTH_FIRST = _FORWARD_SQL.format(lane="", order="w.id", active=_ACTIVE, not_mine=_NOT_MINE)
-CLAIM_BREADTH_FIRST = _FORWARD_SQL.format(
-    lane="AND w.done_count = %(lane)s",
-    order="w.done_count DESC, w.id",
-    active=_ACTIVE,
-    not_mine=_NOT_MINE,
+CLAIM_BREADTH_FIRST = (
+    _FORWARD_PICK.format(
+        lane=_BREADTH_LANE, order="w.done_count DESC, w.id", active=_ACTIVE, not_mine=_NOT_MINE
+    )
+    + _TAKE
+    + _MOVE_CURSOR
+    + _RESULT
+    + _TOP.format(lane="AND done_count = %(lane)s")
 )
 
 # Items that got a slot back, which the forward scans may have passed while full.
-_REOPENED_SQL = (
-    """
+_REOPENED_PICK = """
 WITH picked AS (
     SELECT w.id FROM work_reopeneditem r JOIN work_workitem w ON w.id = r.item_id
     WHERE r.campaign_id = %(c)s AND w.open_slots > 0 AND {active} AND {not_mine}
     ORDER BY {order}
     LIMIT 1
     FOR UPDATE OF w SKIP LOCKED
-"""  # noqa: S608 (built from constants only)
+)"""
+CLAIM_REOPENED_DEPTH_FIRST = (
+    _REOPENED_PICK.format(order="w.id", active=_ACTIVE, not_mine=_NOT_MINE) + _TAKE + _RESULT
+)
+CLAIM_REOPENED_BREADTH_FIRST = (
+    _REOPENED_PICK.format(order="w.done_count DESC, w.id", active=_ACTIVE, not_mine=_NOT_MINE)
     + _TAKE
+    + _RESULT
 )
-CLAIM_REOPENED_DEPTH_FIRST = _REOPENED_SQL.format(order="w.id", active=_ACTIVE, not_mine=_NOT_MINE)
-CLAIM_REOPENED_BREADTH_FIRST = _REOPENED_SQL.format(
-    order="w.done_count DESC, w.id", active=_ACTIVE, not_mine=_NOT_MINE
-)
-
-_LANE_TOP_SQL = (
-    "SELECT max(id) FROM work_workitem WHERE campaign_id = %(c)s AND open_slots > 0 {lane}"
-)
-_DEPTH_TOP = _LANE_TOP_SQL.format(lane="")
-_BREADTH_TOP = _LANE_TOP_SQL.format(lane="AND done_count = %(lane)s")
 
 
 @dataclass(frozen=True)
@@ -210,39 +241,29 @@ class _Taken:
     created_at: datetime
 
 
-def _run(sql: str, params: dict[str, Any]) -> _Taken | None:
+def _run(sql: str, params: dict[str, Any]) -> tuple[_Taken | None, int | None]:
+    """Run a claim statement: (what it took, None) or (None, the lane's last open item)."""
     with connection.cursor() as cur:
         cur.execute(sql, params)
         row = cur.fetchone()
-    return _Taken(*row) if row else None
+    if row is None:
+        return None, None
+    if row[0] is None:
+        return None, row[6]
+    return _Taken(*row[:6]), None
 
 
-def _cursors(campaign_id: int, user_id: int) -> dict[int, int]:
+def _save_cursor(campaign_id: int, user_id: int, lane: int, after: int) -> None:
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT lane, after_id FROM work_claimcursor WHERE campaign_id = %s"
-            " AND annotator_id = %s",
-            [campaign_id, user_id],
-        )
-        return dict(cur.fetchall())
-
-
-def _save_cursors(campaign_id: int, user_id: int, moved: dict[int, int]) -> None:
-    if not moved:
-        return
-    rows = [(campaign_id, user_id, lane, after) for lane, after in sorted(moved.items())]
-    marks = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
-    with connection.cursor() as cur:
-        cur.execute(
-            "INSERT INTO work_claimcursor (campaign_id, annotator_id, lane, after_id)"  # noqa: S608
-            f" VALUES {marks} ON CONFLICT (campaign_id, annotator_id, lane)"
+            "INSERT INTO work_claimcursor (annotator_id, campaign_id, lane, after_id)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (annotator_id, campaign_id, lane)"
             " DO UPDATE SET after_id = excluded.after_id",
-            [value for row in rows for value in row],
+            [user_id, campaign_id, lane, after],
         )
 
 
-def _forward(campaign: Campaign, params: dict[str, Any], cursors: dict[int, int],
-             moved: dict[int, int]) -> _Taken | None:  # fmt: skip
+def _forward(campaign: Campaign, params: dict[str, Any], cursors: dict[int, int]) -> _Taken | None:
     """The forward scans, lane by lane (breadth-first: most-done level first).
 
     A lane with nothing for the user moves its cursor to the lane's last open item:
@@ -251,35 +272,33 @@ def _forward(campaign: Campaign, params: dict[str, Any], cursors: dict[int, int]
     """
     lanes = range(campaign.overlap - 1, -1, -1) if campaign.breadth_first else [0]
     scan = CLAIM_BREADTH_FIRST if campaign.breadth_first else CLAIM_DEPTH_FIRST
-    top = _BREADTH_TOP if campaign.breadth_first else _DEPTH_TOP
     for lane in lanes:
         after = cursors.get(lane, 0)
-        taken = _run(scan, {**params, "lane": lane, "after": after})
+        taken, top = _run(scan, {**params, "lane": lane, "after": after})
         if taken is not None:
-            moved[lane] = taken.item_id
             return taken
-        with connection.cursor() as cur:
-            cur.execute(top, {**params, "lane": lane})
-            row = cur.fetchone()
-        if row and row[0] is not None and row[0] > after:
-            moved[lane] = row[0]
+        if top is not None and top > after:
+            _save_cursor(campaign.pk, params["u"], lane, top)
     return None
 
 
-def _wrap(params: dict[str, Any], cursors: dict[int, int],
-          moved: dict[int, int]) -> _Taken | None:  # fmt: skip
+def _wrap(campaign: Campaign, params: dict[str, Any], cursors: dict[int, int]) -> _Taken | None:
     """Every open item in id order, resuming where the last wrap-around claim stopped,
     then from the start: only runs when the reopened list and the forward lanes had
     nothing, so its walk over the user's own open items happens at a campaign's tail."""
     after = cursors.get(WRAP_LANE, 0)
-    taken = _run(CLAIM_DEPTH_FIRST, {**params, "after": after})
+    wrap = {**params, "lane": WRAP_LANE}
+    taken, _ = _run(CLAIM_DEPTH_FIRST, {**wrap, "after": after})
     if taken is None and after > 0:
-        taken = _run(CLAIM_DEPTH_FIRST, {**params, "after": 0})
-    moved[WRAP_LANE] = taken.item_id if taken is not None else 0
+        taken, _ = _run(CLAIM_DEPTH_FIRST, {**wrap, "after": 0})
+        if taken is None:
+            _save_cursor(campaign.pk, params["u"], WRAP_LANE, 0)
     return taken
 
 
-def _claim(*, user: User, campaign: Campaign, now: datetime) -> Assignment | None:
+def _claim(
+    *, user: User, campaign: Campaign, now: datetime, cursors: dict[int, int]
+) -> Assignment | None:
     """Pick an open item the user never had, take a slot, insert the lease.
 
     Every statement takes its item with FOR UPDATE SKIP LOCKED (concurrent claimers pass
@@ -288,23 +307,19 @@ def _claim(*, user: User, campaign: Campaign, now: datetime) -> Assignment | Non
     """
     until = _lease_end(campaign, now)
     params: dict[str, Any] = {"c": campaign.pk, "u": user.pk, "now": now, "until": until}
-    cursors = _cursors(campaign.pk, user.pk)
-    moved: dict[int, int] = {}
     reopened = (
         CLAIM_REOPENED_BREADTH_FIRST if campaign.breadth_first else CLAIM_REOPENED_DEPTH_FIRST
     )
-    taken = _run(reopened, params)
+    taken, _ = _run(reopened, params)
     if taken is not None and taken.open_slots == 0:
         with connection.cursor() as cur:
             cur.execute("DELETE FROM work_reopeneditem WHERE item_id = %s", [taken.item_id])
     if taken is None:
-        taken = _forward(campaign, params, cursors, moved)
+        taken = _forward(campaign, params, cursors)
     if taken is None:
-        taken = _wrap(params, cursors, moved)
-    _save_cursors(campaign.pk, user.pk, {k: v for k, v in moved.items() if cursors.get(k) != v})
+        taken = _wrap(campaign, params, cursors)
     if taken is None:
         return None
-    count_item(campaign_id=campaign.pk, item_id=taken.item_id, open_slots=-1, leased=1)
     item = WorkItem(
         id=taken.item_id,
         campaign=campaign,

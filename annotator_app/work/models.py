@@ -215,7 +215,7 @@ class ClaimCursor(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["campaign", "annotator", "lane"], name="claimcursor_unique_lane"
+                fields=["annotator", "campaign", "lane"], name="claimcursor_unique_lane"
             ),
         ]
 
