@@ -54,22 +54,53 @@ def assignment_next(
     renewed); (2) an item of theirs whose lease was reclaimed but whose slot is still
     free (their work is never lost); (3) a new item, over active campaigns by
     priority, claimed with FOR UPDATE SKIP LOCKED. Filters: one campaign and/or kind.
+
+    A campaign with nothing open but leases past their end gets them reclaimed, in a
+    transaction of its own (never while a claim holds item and counter locks), and the
+    claim starts over once.
     """
+    now = timezone.now()
+    claimed, expired_in = _next_once(user=user, campaign=campaign, kind=kind, now=now)
+    if expired_in is None:
+        return claimed
+    assignments_reclaim_expired(campaign=expired_in, now=now)
+    claimed, _ = _next_once(user=user, campaign=campaign, kind=kind, now=now, reclaimed=True)
+    return claimed
+
+
+def _next_once(
+    *, user: User, campaign: Campaign | None, kind: str | None, now: datetime,
+    reclaimed: bool = False,
+) -> tuple[Assignment | None, Campaign | None]:  # fmt: skip
+    """One try in one transaction: (the assignment, None), or (None, a campaign to
+    reclaim expired leases of before trying again)."""
     with transaction.atomic():
-        now = timezone.now()
         has_turns, cursors = _lock_user(user)
         if has_turns:
             mine = _own_turn(user=user, campaign=campaign, kind=kind, now=now)
             if mine is not None:
-                return mine
+                return mine, None
         for candidate in _campaigns_for(campaign, kind):
-            lanes = cursors.get(candidate.pk, {})
-            claimed = _claim(user=user, campaign=candidate, now=now, cursors=lanes)
-            if claimed is None and assignments_reclaim_expired(campaign=candidate, now=now):
-                claimed = _claim(user=user, campaign=candidate, now=now, cursors=lanes)
+            claimed = _claim(
+                user=user, campaign=candidate, now=now, cursors=cursors.get(candidate.pk, {})
+            )
             if claimed is not None:
-                return claimed
-    return None
+                return claimed, None
+            if not reclaimed and _has_expired_leases(candidate, now):
+                return None, candidate
+    return None, None
+
+
+def _has_expired_leases(campaign: Campaign, now: datetime) -> bool:
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM work_assignment a JOIN work_workitem w"
+            " ON w.id = a.item_id WHERE a.status = 'leased' AND a.leased_until < %s"
+            " AND w.campaign_id = %s)",
+            [now, campaign.pk],
+        )
+        row = cur.fetchone()
+    return bool(row and row[0])
 
 
 def _lock_user(user: User) -> tuple[bool, dict[int, dict[int, int]]]:
