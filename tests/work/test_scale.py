@@ -122,6 +122,7 @@ def assert_counters_true(campaign) -> None:  # type: ignore[no-untyped-def]
 # --- claims that do not walk the annotator's history ---------------------------------------
 
 
+@pytest.mark.slow  # 2,500 items and a 2,000-item history: seconds on 2 loaded cores
 @pytest.mark.django_db
 def test_heavy_annotator_claim_starts_after_their_history_depth_first(cast):
     campaign = make_campaign(HISTORY + 500, "heavy-depth", overlap=3)
@@ -147,6 +148,7 @@ def test_heavy_annotator_claim_starts_after_their_history_depth_first(cast):
     assert second is not None and second.item_id > first.item_id
 
 
+@pytest.mark.slow  # 2,500 items and a 2,000-item history: seconds on 2 loaded cores
 @pytest.mark.django_db
 def test_heavy_annotator_claim_starts_after_their_history_breadth_first(cast):
     campaign = make_campaign(HISTORY + 500, "heavy-breadth", overlap=3, breadth_first=True)
@@ -301,6 +303,7 @@ def test_progress_reads_counters_not_items_or_assignments(cast, api_as):
     assert not scanned, scanned
 
 
+@pytest.mark.slow  # starts a Celery worker
 @pytest.mark.django_db(transaction=True)
 def test_forced_drift_is_repaired_by_the_beat_task(cast, api_as):
     campaign = make_campaign(5, "drift", overlap=2)
