@@ -75,14 +75,18 @@ def _next_once(
     """One try in one transaction: (the assignment, None), or (None, a campaign to
     reclaim expired leases of before trying again)."""
     with transaction.atomic():
-        has_turns, cursors = _lock_user(user)
+        has_turns, cursors, reopened = _lock_user(user)
         if has_turns:
             mine = _own_turn(user=user, campaign=campaign, kind=kind, now=now)
             if mine is not None:
                 return mine, None
         for candidate in _campaigns_for(campaign, kind):
             claimed = _claim(
-                user=user, campaign=candidate, now=now, cursors=cursors.get(candidate.pk, {})
+                user=user,
+                campaign=candidate,
+                now=now,
+                cursors=cursors.get(candidate.pk, {}),
+                reopened=candidate.pk in reopened,
             )
             if claimed is not None:
                 return claimed, None
@@ -103,10 +107,10 @@ def _has_expired_leases(campaign: Campaign, now: datetime) -> bool:
     return bool(row and row[0])
 
 
-def _lock_user(user: User) -> tuple[bool, dict[int, dict[int, int]]]:
+def _lock_user(user: User) -> tuple[bool, dict[int, dict[int, int]], set[int]]:
     """Serialise "next" per user (a double click must not claim two items), then say
-    whether they hold any lease, live or reclaimed, and read their claim cursors
-    ({campaign id: {lane: after id}}).
+    whether they hold any lease, live or reclaimed, read their claim cursors
+    ({campaign id: {lane: after id}}), and which active campaigns list reopened items.
 
     Two statements on purpose: the check must run after the lock is granted, with a
     snapshot that sees what the previous "next" of this user committed.
@@ -114,17 +118,21 @@ def _lock_user(user: User) -> tuple[bool, dict[int, dict[int, int]]]:
     with connection.cursor() as cur:
         cur.execute("SELECT 1 FROM accounts_user WHERE id = %s FOR NO KEY UPDATE", [user.pk])
         cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM work_assignment WHERE annotator_id = %(u)s"
-            " AND status IN ('leased', 'expired')),"
-            " ARRAY(SELECT ARRAY[campaign_id, lane, after_id] FROM work_claimcursor"
-            " WHERE annotator_id = %(u)s)",
+            """
+            SELECT EXISTS (SELECT 1 FROM work_assignment WHERE annotator_id = %(u)s
+                           AND status IN ('leased', 'expired')),
+                   ARRAY(SELECT ARRAY[campaign_id, lane, after_id] FROM work_claimcursor
+                         WHERE annotator_id = %(u)s),
+                   ARRAY(SELECT c.id FROM work_campaign c WHERE c.active AND EXISTS
+                         (SELECT 1 FROM work_reopeneditem r WHERE r.campaign_id = c.id))
+            """,
             {"u": user.pk},
         )
-        has_turns, rows = cur.fetchone() or (False, [])
+        has_turns, rows, reopened = cur.fetchone() or (False, [], [])
     cursors: dict[int, dict[int, int]] = {}
     for campaign_id, lane, after in rows:
         cursors.setdefault(campaign_id, {})[lane] = after
-    return bool(has_turns), cursors
+    return bool(has_turns), cursors, set(reopened)
 
 
 def _own_turn(
@@ -328,20 +336,25 @@ def _wrap(campaign: Campaign, params: dict[str, Any], cursors: dict[int, int]) -
 
 
 def _claim(
-    *, user: User, campaign: Campaign, now: datetime, cursors: dict[int, int]
+    *,
+    user: User,
+    campaign: Campaign,
+    now: datetime,
+    cursors: dict[int, int],
+    reopened: bool = True,
 ) -> Assignment | None:
     """Pick an open item the user never had, take a slot, insert the lease.
 
     Every statement takes its item with FOR UPDATE SKIP LOCKED (concurrent claimers pass
     each other) and probes the user's assignment on that one item only. Call holding
     the user's row lock (assignment_next): cursors are read and written under it.
+    `reopened`: whether the campaign listed reopened items when the user was locked
+    (a hint: an item reopened since is served by the next claim or the other scans).
     """
     until = _lease_end(campaign, now)
     params: dict[str, Any] = {"c": campaign.pk, "u": user.pk, "now": now, "until": until}
-    reopened = (
-        CLAIM_REOPENED_BREADTH_FIRST if campaign.breadth_first else CLAIM_REOPENED_DEPTH_FIRST
-    )
-    taken, _ = _run(reopened, params)
+    first = CLAIM_REOPENED_BREADTH_FIRST if campaign.breadth_first else CLAIM_REOPENED_DEPTH_FIRST
+    taken, _ = _run(first, params) if reopened else (None, None)
     if taken is not None and taken.open_slots == 0:
         with connection.cursor() as cur:
             cur.execute("DELETE FROM work_reopeneditem WHERE item_id = %s", [taken.item_id])
