@@ -15,8 +15,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
+from annotator_app.exports.admin import ExportAdmin
+from annotator_app.exports.models import Export
 from annotator_app.training import selectors, services
 from annotator_app.training.chart import loss_chart_svg
 from annotator_app.training.forms import TrainFromExportForm
@@ -70,7 +73,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         return own + super().get_urls()
 
     def train_from_export_view(self, request: HttpRequest) -> HttpResponse:
-        """GET: the form (an `export_dir` query value fills it in); POST: start the run."""
+        """GET: the form (`export` or `export_dir` query values fill it in); POST: start."""
         if not request.user.is_superuser:
             raise PermissionDenied
         if request.method == "POST":
@@ -89,7 +92,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
                     )
             status = 400
         else:
-            form = TrainFromExportForm(initial={"export_dir": request.GET.get("export_dir", "")})
+            initial = {k: request.GET.get(k, "") for k in ("export", "export_dir")}
+            form = TrainFromExportForm(initial=initial)
             status = 200
         context = {
             **self.admin_site.each_context(request),
@@ -168,3 +172,20 @@ class CaptionerChoiceAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.action(description="Train from export")
+def train_from_export(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Export]
+) -> HttpResponse | None:
+    """On the Export list: open "Train from export" with the selected snapshot."""
+    if queryset.count() != 1:
+        modeladmin.message_user(request, "Choose exactly one export.", messages.ERROR)
+        return None
+    url = reverse("admin:training_trainingrun_train_from_export")
+    return HttpResponseRedirect(f"{url}?{urlencode({'export': str(queryset.get().id)})}")
+
+
+# The exports app does not know about training (apps depend one way); training adds its
+# action to the Export list.
+ExportAdmin.actions = [*(getattr(ExportAdmin, "actions", None) or []), train_from_export]  # type: ignore[misc]

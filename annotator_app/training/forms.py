@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
+from annotator_app.exports.models import Export, ExportStatus
 from annotator_app.training.models import TrainedCheckpoint, TrainingStage
 from annotator_app.training.services import RunRequest
 
 
 class TrainFromExportForm(forms.Form):
+    export = forms.ModelChoiceField(
+        queryset=Export.objects.filter(status=ExportStatus.DONE),
+        required=False,
+        label="Export snapshot",
+        help_text="a finished export (its folder is used)",
+    )
     export_dir = forms.CharField(
-        label="Export folder",
+        label="or export folder",
         max_length=1000,
+        required=False,
         help_text="an export snapshot folder (manifest.json and shards) on the training machine",
     )
     stage = forms.ChoiceField(choices=TrainingStage.choices, initial=TrainingStage.CAPTION)
@@ -28,6 +38,12 @@ class TrainFromExportForm(forms.Form):
     batch_size = forms.IntegerField(min_value=1, initial=8)
     seq_len = forms.IntegerField(min_value=16, initial=2304, label="Sequence length")
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("export") and not (data.get("export_dir") or "").strip():
+            raise forms.ValidationError("Choose an export snapshot or give an export folder.")
+        return data
+
     def run_request(self) -> RunRequest:
         data = self.cleaned_data
         return RunRequest(
@@ -38,4 +54,5 @@ class TrainFromExportForm(forms.Form):
             batch_size=data["batch_size"],
             seq_len=data["seq_len"],
             init_checkpoint=data["init_checkpoint"],
+            export=data["export"],
         )

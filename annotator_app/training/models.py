@@ -28,6 +28,14 @@ class TrainingRun(models.Model):
     """One `python -m model_service.train` run on one export snapshot folder."""
 
     export_dir = models.CharField(max_length=1000, help_text="export folder with manifest.json")
+    export = models.ForeignKey(
+        "exports.Export",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="training_runs",
+        help_text="the export snapshot the folder belongs to, when started from one",
+    )
     stage = models.CharField(max_length=16, choices=TrainingStage.choices)
     preset = models.CharField(max_length=64)
     init_checkpoint = models.ForeignKey(

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotator_app.accounts.models import User
+from annotator_app.exports.models import Export, ExportStatus
 from annotator_app.training import queueing
 from annotator_app.training.models import (
     CaptionerChoice,
@@ -51,6 +52,7 @@ class RunRequest:
     batch_size: int
     seq_len: int
     init_checkpoint: TrainedCheckpoint | None = None
+    export: Export | None = None  # when set, its folder is used and export_dir ignored
 
 
 def export_dir_check(raw: str) -> Path:
@@ -97,7 +99,21 @@ def _check_request(request: RunRequest) -> Path:
         raise TrainingInputError("seq_len must be at least 16 tokens")
     if request.stage == TrainingStage.SFT and request.init_checkpoint is None:
         raise TrainingInputError("stage sft starts from a checkpoint: choose one")
+    if request.export is not None:
+        return export_folder(request.export)
     return export_dir_check(request.export_dir)
+
+
+def export_folder(export: Export) -> Path:
+    """The folder of a finished local export snapshot (P7), checked like a typed path."""
+    if export.status != ExportStatus.DONE:
+        raise TrainingInputError(f"export {export.id} is {export.status}, not done")
+    if not export.location or export.location.startswith("s3://"):
+        raise TrainingInputError(
+            f"export {export.id} is not in a local folder ({export.location or 'no location'}): "
+            "the trainer reads folders; copy the snapshot under TRAINING_EXPORT_ROOTS"
+        )
+    return export_dir_check(export.location)
 
 
 def training_run_start(*, request: RunRequest, created_by: User | None) -> TrainingRun:
@@ -106,6 +122,7 @@ def training_run_start(*, request: RunRequest, created_by: User | None) -> Train
     with transaction.atomic():
         run = TrainingRun.objects.create(
             export_dir=str(export_dir),
+            export=request.export,
             stage=request.stage,
             preset=request.preset,
             init_checkpoint=request.init_checkpoint,

@@ -261,3 +261,61 @@ def test_loss_chart_draws_every_point_inside_the_frame() -> None:
 def test_loss_chart_without_points_says_so() -> None:
     assert "No loss reported yet" in str(loss_chart_svg([]))
     assert "<svg" in str(loss_chart_svg([[1, 2.0]]))  # a single point still draws
+
+
+# --- starting from a P7 export snapshot ------------------------------------------------------
+
+
+def _snapshot(folder: Path, **fields: object):  # type: ignore[no-untyped-def]
+    from annotator_app.exports.models import Export, ExportStatus
+
+    values: dict[str, object] = {"dataset": "cap", "format": "jsonl", "status": ExportStatus.DONE,
+                                 "location": str(folder)}  # fmt: skip
+    values.update(fields)
+    return Export.objects.create(**values)
+
+
+@pytest.mark.django_db
+def test_the_export_list_action_opens_the_form_and_the_run_links_the_export(
+    export: Path, cast
+) -> None:
+    snapshot = _snapshot(export)
+    client = _client(cast.admin)
+    picked = client.post(
+        reverse("admin:exports_export_changelist"),
+        {"action": "train_from_export", "_selected_action": [str(snapshot.id)]},
+    )
+    assert picked.status_code == 302 and f"export={snapshot.id}" in picked["Location"]
+    page = client.get(picked["Location"]).content.decode()
+    assert f'<option value="{snapshot.id}" selected>' in page
+    form = {"export": str(snapshot.id), "stage": "caption", "preset": "debug", "steps": 4,
+            "batch_size": 4, "seq_len": 160}  # fmt: skip
+    assert client.post(reverse(TRAIN_URL), form).status_code == 302
+    run = TrainingRun.objects.get()
+    assert (run.export, run.export_dir) == (snapshot, str(export))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"status": "running"}, "is running, not done"),
+        ({"location": "s3://bucket/exports/x/"}, "not in a local folder"),
+    ],
+)
+def test_unfinished_or_remote_snapshots_are_refused(
+    export: Path, fields: dict[str, object], message: str
+) -> None:
+    snapshot = _snapshot(export, **fields)
+    with pytest.raises(services.TrainingInputError, match=re.escape(message)):
+        services.training_run_start(request=_request("", export=snapshot), created_by=None)
+    assert not TrainingRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_form_needs_a_snapshot_or_a_folder(export: Path, cast) -> None:
+    form = {"stage": "caption", "preset": "debug", "steps": 4, "batch_size": 4, "seq_len": 160}
+    response = _client(cast.admin).post(reverse(TRAIN_URL), form)
+    assert response.status_code == 400
+    assert "Choose an export snapshot or give an export folder" in response.content.decode()
+    assert not TrainingRun.objects.exists()
