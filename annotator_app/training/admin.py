@@ -40,9 +40,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "stage")
     readonly_fields = (
-        "export_dir", "stage", "preset", "init_checkpoint", "steps", "batch_size", "seq_len",
-        "status", "progress", "loss", "loss_chart", "run_dir", "failure_reason", "created_by",
-        "created_at", "started_at", "finished_at",
+        "export", "export_dir", "stage", "preset", "init_checkpoint", "steps", "batch_size",
+        "seq_len", "status", "progress", "loss", "loss_chart", "run_dir", "failure_reason",
+        "created_by", "created_at", "started_at", "finished_at",
     )  # fmt: skip
     fields = readonly_fields
     actions = ["run_again"]
