@@ -17,6 +17,7 @@ from annotator_app.accounts.models import User
 from annotator_app.accounts.permissions import is_reviewer
 from annotator_app.captions.guidance import GUIDING_QUESTIONS
 from annotator_app.captions.models import Recording
+from annotator_app.captions.progress import capture_progress
 from annotator_app.captions.selectors import (
     RecordingTexts,
     cap_campaigns_to_review,
@@ -61,6 +62,10 @@ def capture(request: HttpRequest) -> HttpResponse:
         "max_clock": _clock(campaign.max_seconds),
         "upload_url": reverse("captions-api:recordings"),
         "heartbeat_url": reverse("work-api:heartbeat", kwargs={"assignment_id": assignment.pk}),
+        "skip_url": reverse("work-api:skip", kwargs={"assignment_id": assignment.pk}),
+        "progress": capture_progress(
+            user=user, campaign=campaign, current_item_id=assignment.item_id
+        ),
     }
     return render(request, "captions/capture.html", context)
 
