@@ -14,28 +14,13 @@ from annotator_app.captions.models import Recording
 from annotator_app.work.models import Assignment, AssignmentStatus
 from pipelines.playback import PlaybackError, seekable_webm
 from tests.captions.audio_fixtures import speech_webm
+from tests.captions.browser_audio import chrome_like_webm
 from tests.captions.capture_helpers import cap_campaign, lease, upload
 
 pytestmark = pytest.mark.django_db
 
 CUES = b"\x1c\x53\xbb\x6b"  # the Matroska Cues element's id
 DURATION = b"\x44\x89"  # the Matroska Duration element's id
-
-
-def chrome_like_webm(seconds: float) -> bytes:
-    """Opus speech in WebM written as a live stream, as Chrome's MediaRecorder writes it:
-    no Duration in the header and no Cues."""
-    out = io.BytesIO()
-    with (
-        av.open(io.BytesIO(speech_webm(seconds)), format="matroska") as src,
-        av.open(out, "w", format="webm", options={"live": "1"}) as dst,
-    ):
-        stream = dst.add_stream_from_template(src.streams.audio[0])
-        for packet in src.demux(src.streams.audio[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                dst.mux(packet)
-    return out.getvalue()
 
 
 def _container_duration(data: bytes) -> float | None:

@@ -34,8 +34,8 @@ def _seek(page: Any, index: int, seconds: float) -> float:
 
 def _submitted(cast: Any, api_as: Any, n: int) -> list[Any]:
     from annotator_app.captions.models import Recording
+    from tests.captions.browser_audio import chrome_like_webm
     from tests.captions.capture_helpers import lease, upload
-    from tests.captions.test_playback import chrome_like_webm
     from tests.e2e.test_capture import cap_campaign  # over real stored images
 
     cap_campaign(n_images=n)
