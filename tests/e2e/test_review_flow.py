@@ -153,6 +153,8 @@ def test_keyboard_review_bulk_accept_errors_and_the_annotators_view(  # type: ig
         verdicts = page.locator("[data-verdict]")
         expect(verdicts.filter(has_text="Rejected: The sign is not mentioned.")).to_have_count(1)
         expect(verdicts.filter(has_text="Accepted")).to_have_count(3)
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: no sideways scroll
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
         assert problems == [], problems
     finally:
         context.close()
