@@ -5,6 +5,8 @@ import { MemoryStore, type TakeStore } from "./capture/memory";
 import { MicError, Recorder } from "./capture/recorder";
 import { CaptureStore, newId, type Session } from "./capture/store";
 import { UploadRefusedError, uploadWithRetry } from "./capture/uploader";
+import { postSkip, skipReason } from "./capture/skip";
+import { showStages, type ProgressOut } from "./capture/stages";
 import { setupZoom } from "./capture/zoom";
 import { apiFetch } from "./csrf";
 
@@ -19,19 +21,6 @@ type Phase =
   | "submitted"
   | "skipping"
   | "skipped";
-
-interface StageOut {
-  name: string;
-  label: string;
-  state: string; // done | current | waiting | failed | flagged
-}
-
-interface ProgressOut {
-  stages: StageOut[];
-  current: string | null;
-  estimate_seconds: number | null;
-  note: string;
-}
 
 interface RecordingOut {
   id: number;
@@ -481,10 +470,7 @@ class CapturePage {
       this.showAlert("Stop the recording first, then skip.");
       return;
     }
-    const form = new FormData(this.ui.skipForm);
-    const choice = String(form.get("skip-reason") ?? "");
-    const other = String(form.get("skip-other") ?? "").trim();
-    const reason = choice === "other" ? other : choice;
+    const reason = skipReason(this.ui.skipForm);
     if (!reason) {
       this.showAlert("Say why you skip this image: choose a reason or write one.");
       return;
@@ -493,15 +479,7 @@ class CapturePage {
     this.phase = "skipping";
     this.render();
     try {
-      const response = await apiFetch(this.skipUrl, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ reason }),
-      });
-      if (!response.ok) {
-        const body = (await response.json().catch(() => ({}))) as { detail?: string };
-        throw new Error(body.detail ?? `the server answered ${response.status}`);
-      }
+      await postSkip(this.skipUrl, reason);
     } catch (error) {
       this.phase = previous;
       this.render();
@@ -534,33 +512,13 @@ class CapturePage {
     );
     this.ui.outcome.dataset.recordingStatus = recording.status;
     if (recording.progress) {
-      this.showStages(recording.progress);
+      showStages(this.ui.stages, this.ui.estimate, recording.progress);
     }
     if (recording.transcript !== null || recording.caption !== null) {
       this.ui.transcript.textContent = recording.transcript ?? "";
       this.ui.caption.textContent = recording.caption ?? "(not written yet)";
       this.ui.texts.hidden = false;
     }
-  }
-
-  /** The pipeline stages as a list (done, current, waiting) and the expected wait. */
-  private showStages(progress: ProgressOut): void {
-    for (const stage of progress.stages) {
-      const item = this.ui.stages.querySelector<HTMLElement>(`[data-stage='${stage.name}']`);
-      if (item === null) {
-        continue;
-      }
-      item.dataset.state = stage.state;
-      if (stage.state === "current") {
-        item.setAttribute("aria-current", "step");
-      } else {
-        item.removeAttribute("aria-current");
-      }
-      item.title = `${stage.label}: ${stage.state}`;
-    }
-    this.ui.stages.hidden = false;
-    this.ui.estimate.textContent = progress.note;
-    this.ui.estimate.hidden = progress.note === "";
   }
 
   private showStatus(text: string): void {
