@@ -7,6 +7,7 @@ import "./points";
 import "./ama";
 import "./admin/labelPrompts";
 import "./admin/exports";
+import "./review/captions";
 
 export { apiFetch, readCookie };
 
