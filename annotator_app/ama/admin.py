@@ -24,7 +24,7 @@ class RoundInline(admin.TabularInline):
     model = AmaRound
     extra = 0
     can_delete = False
-    fields = [
+    fields = (
         "index",
         "status",
         "verdict",
@@ -33,7 +33,7 @@ class RoundInline(admin.TabularInline):
         "feedback",
         "caption_source",
         "failure_reason",
-    ]
+    )
     readonly_fields = fields
 
 
