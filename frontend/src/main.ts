@@ -4,6 +4,7 @@
 import { apiFetch, readCookie } from "./csrf";
 import "./capture";
 import "./points";
+import "./ama";
 import "./admin/labelPrompts";
 import "./admin/exports";
 
