@@ -19,7 +19,7 @@ import tempfile
 import time as clock
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ PROGRESS_TIMEOUT = 24 * 3600
 PROGRESS_EVERY_SECONDS = 0.5
 Progress = Callable[[int, int | None], None]
 
-__all__ = ["ExportInvalid", "export_create", "export_fail", "export_run"]
+__all__ = ["ExportInvalid", "export_create", "export_fail", "export_run", "exports_sweep"]
 
 
 @cache
@@ -318,3 +318,27 @@ def export_fail(*, export_id: uuid.UUID | str, reason: str) -> None:
     Export.objects.filter(
         pk=export_id, status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING]
     ).update(status=ExportStatus.FAILED, error=reason[:4000], finished_at=timezone.now())
+
+
+def exports_sweep() -> dict[str, int]:
+    """The beat task's work: a queued export whose message was lost is sent again (the
+    claim makes a duplicate harmless); a running one past the job's time limit lost its
+    worker and is marked failed (its hidden partial folder never looked complete)."""
+    now = timezone.now()
+    queued = Export.objects.filter(
+        status=ExportStatus.QUEUED,
+        created_at__lt=now - timedelta(seconds=settings.PIPELINE_STUCK_SECONDS),
+    )
+    resent = 0
+    for export in queued:
+        export_enqueue(export=export)
+        resent += 1
+    lost = Export.objects.filter(
+        status=ExportStatus.RUNNING,
+        started_at__lt=now - timedelta(seconds=settings.EXPORT_TIME_LIMIT + 60),
+    ).update(
+        status=ExportStatus.FAILED,
+        error="the export job stopped without finishing (worker killed or lost); start a new one",
+        finished_at=now,
+    )
+    return {"resent": resent, "failed": lost}
