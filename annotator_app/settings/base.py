@@ -124,6 +124,12 @@ CELERY_BEAT_SCHEDULE["work-reclaim-expired-leases"] = {
     "task": "work.reclaim_expired_leases",
     "schedule": float(WORK_RECLAIM_SECONDS),
 }
+# How often the beat task checks the progress counters against the rows and repairs drift.
+WORK_COUNTER_REPAIR_SECONDS = env_int("WORK_COUNTER_REPAIR_SECONDS", 3600)
+CELERY_BEAT_SCHEDULE["work-repair-counters"] = {
+    "task": "work.repair_counters",
+    "schedule": float(WORK_COUNTER_REPAIR_SECONDS),
+}
 
 # --- speech-to-caption pipeline (annotator_app/captions/pipeline.py, tasks.py) ------------
 # WHISPER_MODEL: a CTranslate2 model directory or a faster-whisper model name.
