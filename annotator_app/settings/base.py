@@ -158,6 +158,7 @@ CELERY_TASK_ROUTES = {
     "captions.summarize": {"queue": "llm"},
     "captions.pipeline_sweep": {"queue": "default"},
     "exports.run": {"queue": "default"},
+    "exports.sweep": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE["captions-pipeline-sweep"] = {
     "task": "captions.pipeline_sweep",
@@ -396,6 +397,10 @@ EXPORT_SIGNED_URL_SECONDS = env_int("EXPORT_SIGNED_URL_SECONDS", 7 * 24 * 3600)
 EXPORT_LICENSE = env_str("EXPORT_LICENSE", "odc-by")
 # Hard time limit of the export job, in seconds (soft: 30 s less).
 EXPORT_TIME_LIMIT = env_int("EXPORT_TIME_LIMIT", 6 * 3600)
+CELERY_BEAT_SCHEDULE["exports-sweep"] = {
+    "task": "exports.sweep",
+    "schedule": float(PIPELINE_SWEEP_SECONDS),
+}
 # Salt of the anonymised annotator ids of full exports (stable across snapshots).
 EXPORT_ANNOTATOR_SALT = env_str("EXPORT_ANNOTATOR_SALT", SECRET_KEY)
 if not 1 <= EXPORT_SIGNED_URL_SECONDS <= 7 * 24 * 3600:
