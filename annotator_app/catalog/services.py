@@ -160,7 +160,11 @@ def image_import_bytes(
     """
     try:
         info = inspect_image(
-            data, max_bytes=settings.IMAGE_MAX_BYTES, max_pixels=settings.IMAGE_MAX_PIXELS
+            data,
+            max_bytes=settings.IMAGE_MAX_BYTES,
+            max_pixels=settings.IMAGE_MAX_PIXELS,
+            max_frames=settings.IMAGE_MAX_FRAMES,
+            max_total_pixels=settings.IMAGE_MAX_TOTAL_PIXELS,
         )
     except ImageRejected as exc:
         return ImportOutcome(ImportStatus.REJECTED, source_url, reason=exc.reason)
