@@ -207,3 +207,23 @@ def _decode_fully(data: bytes, *, pillow_names: tuple[str, ...]) -> None:
             img.load()
     except Exception as exc:
         raise ImageRejected(f"image does not decode (truncated or corrupt): {exc}") from None
+
+
+def make_thumbnail(data: bytes, *, max_side: int, max_pixels: int) -> bytes:
+    """A JPEG of the first frame, at most `max_side` pixels on its longer side.
+
+    For bytes that already passed `inspect_image`; `max_pixels` is checked again all the
+    same, since thumbnails are made later, from storage. JPEGs are decoded at a reduced
+    scale (`draft`), so a large photo costs a fraction of a full decode.
+    """
+    with Image.open(io.BytesIO(data)) as img:
+        if img.width * img.height > max_pixels:
+            raise ImageRejected(f"image too large for a thumbnail: {img.width}x{img.height}")
+        img.draft("RGB", (max_side, max_side))
+        frame = img.convert("RGBA")
+    frame.thumbnail((max_side, max_side))
+    flat = Image.new("RGB", frame.size, (255, 255, 255))
+    flat.paste(frame, mask=frame.getchannel("A"))  # transparent parts on white
+    out = io.BytesIO()
+    flat.save(out, "JPEG", quality=80)
+    return out.getvalue()

@@ -88,6 +88,29 @@ def _file_item(path: Path) -> SourceItem:
     return SourceItem(str(path), load)
 
 
+def stored_upload_item(*, key: str, name: str, size: int) -> SourceItem:
+    """A file uploaded through the browser and kept in the default storage under `key`.
+
+    An upload over the size limit was never stored (empty key): it loads as "too large"
+    with the size the browser sent, like an oversized file in a folder.
+    """
+    from django.core.files.storage import default_storage
+
+    def load() -> bytes:
+        if size > settings.IMAGE_MAX_BYTES or not key:
+            raise _too_large(size)
+        try:
+            with default_storage.open(key, "rb") as handle:
+                data: bytes = handle.read(settings.IMAGE_MAX_BYTES + 1)
+        except OSError as exc:
+            raise SourceError(f"the uploaded file is gone: {exc}") from None
+        if len(data) > settings.IMAGE_MAX_BYTES:
+            raise _too_large(len(data))
+        return data
+
+    return SourceItem(f"upload:{name}", load)
+
+
 def _folder_items(root: Path) -> list[SourceItem]:
     """Every regular file below `root`, sorted; dot-files (.DS_Store, ...) are skipped."""
     items: list[SourceItem] = []

@@ -149,6 +149,7 @@ CELERY_TASK_ROUTES = {
     "captions.clean": {"queue": "llm"},
     "captions.summarize": {"queue": "llm"},
     "captions.pipeline_sweep": {"queue": "default"},
+    "catalog.import_job_run": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE["captions-pipeline-sweep"] = {
     "task": "captions.pipeline_sweep",
@@ -314,6 +315,9 @@ IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 50_000_000)
 # Animated GIF/PNG/WebP: at most this many frames, and frames x width x height decoded.
 IMAGE_MAX_FRAMES = env_int("IMAGE_MAX_FRAMES", 100)
 IMAGE_MAX_TOTAL_PIXELS = env_int("IMAGE_MAX_TOTAL_PIXELS", 100_000_000)
+# Files plus URLs (and items listed from s3:// prefixes) one browser import may hold
+# (Django refuses more than DATA_UPLOAD_MAX_NUMBER_FILES = 100 files per form anyway).
+IMPORT_JOB_MAX_ITEMS = env_int("IMPORT_JOB_MAX_ITEMS", 100)
 FETCH_TIMEOUT_SECONDS = env_int("FETCH_TIMEOUT_SECONDS", 20)
 FETCH_MAX_REDIRECTS = env_int("FETCH_MAX_REDIRECTS", 5)
 # Test-only escape hatch for the SSRF guard: exact "ip" or "ip:port" entries that may be

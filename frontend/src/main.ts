@@ -5,6 +5,7 @@ import { apiFetch, readCookie } from "./csrf";
 import "./capture";
 import "./points";
 import "./admin/labelPrompts";
+import "./admin/importProgress";
 
 export { apiFetch, readCookie };
 
