@@ -45,6 +45,27 @@ def campaigns_for_annotator() -> QuerySet[Campaign]:
     return Campaign.objects.filter(active=True).order_by("-priority", "id")
 
 
+def item_preview(*, kind: str, campaign_id: int | None = None) -> WorkItem | None:
+    """The item an annotator would be served next, for an admin to look at: read only.
+
+    The same order as claiming (active campaigns by priority; inside one, breadth-first
+    campaigns by done_count, else by id) but nothing is leased. With `campaign_id`, that
+    campaign's next item, active or not (or any of its items when none is open).
+    """
+    items = WorkItem.objects.select_related("campaign", "image").filter(campaign__kind=kind)
+    if campaign_id is not None:
+        mine = items.filter(campaign_id=campaign_id)
+        open_first = mine.order_by("-open_slots", "id")
+        return open_first.first()
+    for campaign in campaigns_for_annotator().filter(kind=kind):
+        open_items = items.filter(campaign=campaign, open_slots__gt=0)
+        order = ("-done_count", "id") if campaign.breadth_first else ("id",)
+        item = open_items.order_by(*order).first()
+        if item is not None:
+            return item
+    return None
+
+
 def _assignments() -> QuerySet[Assignment]:
     return Assignment.objects.select_related("item__campaign", "item__image")
 
