@@ -215,10 +215,13 @@ def _llm_health_note(base_url: str) -> str:
     except OSError:
         return "The language model is not reachable yet; the caption waits for it."
     stage, done, total = body.get("stage", "starting"), body.get("done", 0), body.get("total", 0)
-    counted = f" {done}/{total} tensors," if total else ""
+    counted = f", {done}/{total} {body.get('unit') or 'tensors'}" if total else ""
+    progress = f"{stage}{counted}, {float(body.get('elapsed_seconds', 0)):.0f} s so far"
+    if not str(stage).startswith(("converting", "assembling")):
+        return f"The language model is loading ({progress}). The caption follows when it is ready."
     return (
-        f"The language model is starting for the first time ({stage},{counted} "
-        f"{float(body.get('elapsed_seconds', 0)):.0f} s so far; this one-time conversion "
-        "took from half a minute to several minutes in our trials). The caption follows "
-        "when it is ready."
+        f"The language model is starting for the first time ({progress}). This one-time "
+        "conversion took 95 s to about 150 s in our trials on 2 CPU cores, and several "
+        "minutes on a busy machine; later starts take seconds. The caption follows when "
+        "it is ready."
     )

@@ -75,6 +75,7 @@ def _monitor(overlap: int, stop: threading.Event, violations: list[int], checks:
         connection.close()
 
 
+@pytest.mark.slow  # 50 processes, 10k items: minutes
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("overlap", [1, 3])
 def test_fifty_workers_drain_ten_thousand_items(overlap: int) -> None:

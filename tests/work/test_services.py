@@ -208,6 +208,7 @@ def test_inactive_campaign_gives_no_work_and_keeps_its_leases(cast):
     assert assignment_submit(assignment=a).status == AssignmentStatus.SUBMITTED
 
 
+@pytest.mark.slow  # bulk-loads items to plan the claim: 33 s on 2 loaded cores
 def test_claim_reads_the_partial_index_not_the_table(cast):
     from django.db import connection
 
