@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import PurePath
 from typing import Any
 
@@ -30,6 +31,7 @@ from annotator_app.celery import app
 logger = logging.getLogger(__name__)
 
 RUN_TASK = "catalog.import_job_run"
+SWEEP_TASK = "catalog.import_jobs_sweep"
 SOURCE_SCHEMES = ("http://", "https://", "s3://")
 NAME_MAX_CHARS = 200
 
@@ -96,6 +98,22 @@ def import_job_create(
             default_storage.delete(key)
         raise
     return job
+
+
+def import_jobs_requeue_lost(*, older_than_seconds: int) -> int:
+    """Queue again the jobs still waiting after `older_than_seconds` (their message was
+    lost, e.g. with a broker restart); how many. The run's compare-and-set makes a
+    second message for a job that did start harmless. Running jobs need no help: late
+    acks hand a dead worker's message to another one, which resumes the job."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    lost = list(
+        ImportJob.objects.filter(status=ImportJobStatus.QUEUED, created_at__lt=cutoff)
+        .order_by("id")
+        .values_list("pk", flat=True)
+    )
+    for job_id in lost:
+        app.send_task(RUN_TASK, args=[job_id])
+    return len(lost)
 
 
 def _items(job: ImportJob) -> tuple[list[SourceItem], list[ImportOutcome]]:

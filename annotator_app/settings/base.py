@@ -150,6 +150,7 @@ CELERY_TASK_ROUTES = {
     "captions.summarize": {"queue": "llm"},
     "captions.pipeline_sweep": {"queue": "default"},
     "catalog.import_job_run": {"queue": "default"},
+    "catalog.import_jobs_sweep": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE["captions-pipeline-sweep"] = {
     "task": "captions.pipeline_sweep",
@@ -318,6 +319,12 @@ IMAGE_MAX_TOTAL_PIXELS = env_int("IMAGE_MAX_TOTAL_PIXELS", 100_000_000)
 # Files plus URLs (and items listed from s3:// prefixes) one browser import may hold
 # (Django refuses more than DATA_UPLOAD_MAX_NUMBER_FILES = 100 files per form anyway).
 IMPORT_JOB_MAX_ITEMS = env_int("IMPORT_JOB_MAX_ITEMS", 100)
+# A browser import still queued after this long lost its message: the sweeper resends it.
+IMPORT_JOB_STUCK_SECONDS = env_int("IMPORT_JOB_STUCK_SECONDS", 300)
+CELERY_BEAT_SCHEDULE["catalog-import-jobs-sweep"] = {
+    "task": "catalog.import_jobs_sweep",
+    "schedule": 120.0,
+}
 FETCH_TIMEOUT_SECONDS = env_int("FETCH_TIMEOUT_SECONDS", 20)
 FETCH_MAX_REDIRECTS = env_int("FETCH_MAX_REDIRECTS", 5)
 # Test-only escape hatch for the SSRF guard: exact "ip" or "ip:port" entries that may be

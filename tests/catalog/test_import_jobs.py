@@ -157,3 +157,31 @@ def test_the_image_list_has_an_import_button_and_thumbnails(cast, media_root: Pa
         assert image is not None
         assert f'src="/media/thumbnails/{image.pk}.jpg"' in page
         assert 'width="64" height="43"' in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweeper_resends_a_job_whose_message_was_lost(cast, media_root: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from annotator_app.catalog.tasks import import_jobs_sweep
+
+    key = default_storage.save("imports/lost/0", ContentFile(make_image(seed=70)))
+    # Created without its message (as after a broker restart), ten minutes ago.
+    lost = ImportJob.objects.create(
+        created_by=cast.admin, uploads=[{"key": key, "name": "a.png", "size": 100}]
+    )
+    fresh = ImportJob.objects.create(created_by=cast.admin, sources=["https://example.org/x"])
+    ImportJob.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=10))
+    settings.IMPORT_JOB_STUCK_SECONDS = 300
+    assert (
+        settings.CELERY_BEAT_SCHEDULE["catalog-import-jobs-sweep"]["task"] == import_jobs_sweep.name
+    )
+    with worker("default"):
+        import_jobs_sweep.delay()
+        job = wait_finished(lost.pk)
+    assert job.status == ImportJobStatus.DONE and job.counts["imported"] == 1
+    assert ImportJob.objects.get(pk=fresh.pk).status == ImportJobStatus.QUEUED
