@@ -37,6 +37,14 @@ def thumbnail_html(image: Image | None) -> str:
     )
 
 
+class ImageThumbnailColumn:
+    """For admins of rows with an `image`: list "image_thumbnail" in list_display."""
+
+    @admin.display(description="image", ordering="image")
+    def image_thumbnail(self, obj: Any) -> str:
+        return thumbnail_html(obj.image)
+
+
 @admin.register(Topic)
 class TopicAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "created_at")

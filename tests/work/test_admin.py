@@ -169,3 +169,15 @@ def test_annotators_still_claim_by_opening_the_page(cast):
     page = client.get("/captions/capture/").content.decode()
     assert "Preview for admins" not in page and "Start recording" in page
     assert _task_page_counts()[0] == 1
+
+
+def test_work_item_list_shows_each_image_as_a_thumbnail(cast):
+    from tests.work.conftest import make_campaign
+
+    campaign = make_campaign(3, "thumbs")
+    client = Client()
+    client.force_login(cast.admin)
+    page = client.get("/admin/work/workitem/").content.decode()
+    for item in WorkItem.objects.filter(campaign=campaign):
+        assert f'src="/media/thumbnails/{item.image_id}.jpg"' in page
+    assert page.count('class="admin-thumbnail"') == 3
