@@ -98,6 +98,7 @@ def test_credential_stuffing_locks_out_the_address_across_usernames(cast, settin
         "/login/", {"username": "other", "password": "pw-other-123"}, REMOTE_ADDR="203.0.113.7"
     )
     assert locked.status_code == 429 and b"Too many failed logins" in locked.content
+    assert "sessionid" not in locked.cookies  # no session was written for the attacker
     token = Client().post(
         "/api/v1/auth/token/",
         {"username": "other", "password": "pw-other-123"},

@@ -125,6 +125,17 @@ def test_a_5000_frame_gif_is_rejected_and_nothing_written(media_root: Path, tmp_
     _assert_rejected_and_nothing_written(summary, media_root, "more than 100 frames")
 
 
+def test_an_animation_decoding_to_too_many_pixels_is_rejected_and_nothing_written(
+    media_root: Path, tmp_path: Path, settings
+) -> None:  # type: ignore[no-untyped-def]
+    # 30 frames of 1000x1000: each frame passes the per-image limit, all of them do not.
+    settings.IMAGE_MAX_TOTAL_PIXELS = 20_000_000
+    bomb = tmp_path / "big-frames.gif"
+    bomb.write_bytes(animation("GIF", frames=30, size=(1000, 1000)))
+    summary = images_import(sources=[str(bomb)])
+    _assert_rejected_and_nothing_written(summary, media_root, "over 20000000 pixels")
+
+
 def test_oversize_file_is_rejected(media_root: Path, tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
     settings.IMAGE_MAX_BYTES = 1000
     big = tmp_path / "big.png"

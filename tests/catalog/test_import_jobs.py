@@ -105,6 +105,21 @@ def test_bad_forms_are_refused_with_a_reason_and_nothing_written(
 
 
 @pytest.mark.django_db
+def test_upload_names_are_shown_as_text_never_markup(cast, media_root: Path) -> None:  # type: ignore[no-untyped-def]
+    evil = '<img src=x onerror="alert(1)">.png'
+    response = admin_client(cast).post(FORM, {"image_files": [upload(evil, HTML_PAGE)]})
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and job.uploads[0]["name"] == evil
+    import_job_run(job_id=job.pk)
+    page = admin_client(cast).get(f"{FORM}{job.pk}/").content.decode()
+    assert "upload:&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.png" in page
+    assert "<img src=x" not in page
+    # Folders in a name are dropped: the name is for recognising the file, not a path.
+    admin_client(cast).post(FORM, {"image_files": [upload("../../etc/passwd.png", make_image())]})
+    assert ImportJob.objects.latest("id").uploads[0]["name"] == "passwd.png"
+
+
+@pytest.mark.django_db
 def test_only_admins_import_or_watch_imports(cast, media_root: Path) -> None:  # type: ignore[no-untyped-def]
     job = ImportJob.objects.create(created_by=cast.admin, sources=["https://example.org/x.png"])
     for user in (cast.owner, cast.reviewer):
