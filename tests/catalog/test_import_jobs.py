@@ -200,3 +200,41 @@ def test_the_sweeper_resends_a_job_whose_message_was_lost(cast, media_root: Path
         job = wait_finished(lost.pk)
     assert job.status == ImportJobStatus.DONE and job.counts["imported"] == 1
     assert ImportJob.objects.get(pk=fresh.pk).status == ImportJobStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_the_api_starts_an_import_job_and_reports_its_progress(
+    cast, api_as, media_root: Path
+) -> None:  # type: ignore[no-untyped-def]
+    Topic.objects.create(name="street", slug="street")
+    body = {
+        "image_files": [upload("a.png", make_image(seed=80)), upload("b.png", HTML_PAGE)],
+        "urls": ["https://example.org/c.png"],
+        "topics": ["street"],
+    }
+    started = api_as(cast.admin).post("/api/v1/catalog/import-jobs/", body, format="multipart")
+    assert started.status_code == 202, started.content
+    job_id = started.json()["id"]
+    assert started.json()["status"] == "queued"
+    import_job_run(job_id=job_id)  # what the worker does (the worker test above proves it)
+    state = api_as(cast.admin).get(f"/api/v1/catalog/import-jobs/{job_id}/").json()
+    assert (state["status"], state["total"], state["done"]) == ("done", 3, 3)
+    assert state["counts"]["imported"] == 1 and "HTML" in state["outcomes"][2]["reason"]
+    # Refusals: non-admins, bad URLs, unknown topics; nothing written for any.
+    before = sorted(stored_files(media_root))
+    for user in (cast.owner, cast.reviewer):
+        again = {**body, "image_files": [upload("a.png", make_image(seed=81))]}
+        response = api_as(user).post("/api/v1/catalog/import-jobs/", again, format="multipart")
+        assert response.status_code == 403
+        assert api_as(user).get(f"/api/v1/catalog/import-jobs/{job_id}/").status_code == 403
+    bad = api_as(cast.admin).post(
+        "/api/v1/catalog/import-jobs/",
+        {"image_files": [upload("z.png", make_image(seed=82))], "urls": ["file:///etc/passwd"]},
+        format="multipart",
+    )
+    assert bad.status_code == 400 and "only http(s):// URLs" in bad.content.decode()
+    unknown = api_as(cast.admin).post(
+        "/api/v1/catalog/import-jobs/", {"urls": ["https://x.org/a"], "topics": ["nope"]}
+    )
+    assert unknown.status_code == 400 and "unknown topics: nope" in unknown.content.decode()
+    assert ImportJob.objects.count() == 1 and sorted(stored_files(media_root)) == before
