@@ -4,8 +4,10 @@
 import { apiFetch, readCookie } from "./csrf";
 import "./capture";
 import "./points";
+import "./ama";
 import "./admin/labelPrompts";
 import "./admin/importProgress";
+import "./admin/exports";
 
 export { apiFetch, readCookie };
 

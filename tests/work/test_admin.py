@@ -134,6 +134,7 @@ def _task_page_counts():
     [
         ("cap", "/captions/capture/", "Annotators speak for"),
         ("points", "/points/", "Collection: Counting"),
+        ("ama", "/ama/", "PixMo-AMA (ask me anything)"),
     ],
 )
 def test_an_admin_opening_a_task_page_sees_a_preview_and_claims_nothing(cast, kind, url, words):
