@@ -125,7 +125,12 @@ def _check_audio(*, data: bytes, assignment: Assignment) -> AudioInfo:
     if len(data) > limit:
         raise RecordingTooLarge(f"the audio file is {len(data)} bytes; the limit is {limit}")
     try:
-        info = inspect_audio(data, max_bytes=limit)
+        info = inspect_audio(
+            data,
+            max_bytes=limit,
+            min_sample_rate=settings.AUDIO_MIN_SAMPLE_RATE,
+            max_sample_rate=settings.AUDIO_MAX_SAMPLE_RATE,
+        )
     except AudioRejected as exc:
         raise RecordingInvalid(f"the audio was refused: {exc.reason}") from None
     campaign = assignment.item.campaign

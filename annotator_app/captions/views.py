@@ -39,6 +39,7 @@ from annotator_app.work.services import (
     assignment_verdict,
     assignments_accept_bulk,
 )
+from annotator_app.work.views import task_preview, wants_preview
 
 HISTORY_PAGE_SIZE = 20
 REVIEW_PAGE_SIZE = 10
@@ -53,7 +54,13 @@ def _clock(seconds: int) -> str:
 @login_required
 @require_safe
 def capture(request: HttpRequest) -> HttpResponse:
-    """The user's leased cap item (claimed now if they hold none), or "nothing to do"."""
+    """The user's leased cap item (claimed now if they hold none), or "nothing to do".
+
+    Admins get a preview that claims nothing (work/views.py `task_preview`)."""
+    if wants_preview(request):
+        return task_preview(
+            request, kind=CampaignKind.CAP, context={"questions": GUIDING_QUESTIONS}
+        )
     user = cast(User, request.user)  # login_required: never anonymous here
     assignment = assignment_next(user=user, kind=CampaignKind.CAP)
     if assignment is None:

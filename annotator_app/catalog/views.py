@@ -28,6 +28,9 @@ from annotator_app.catalog.ranges import (
     partial_response,
     requested_range,
 )
+from annotator_app.catalog.selectors import image_get, image_media_grant
+from annotator_app.catalog.services import image_thumbnail_ensure
+from pipelines.images import ImageRejected
 
 # Types a browser renders passively; anything else goes out as an opaque download type.
 _PASSIVE_TYPES = ("image/", "audio/", "video/")
@@ -103,3 +106,18 @@ def _ranged(
     if wanted is None:
         return None
     return partial_response(handle, wanted[0], wanted[1], size, content_type)
+
+
+@require_safe
+def image_thumbnail(request: HttpRequest, image_id: int) -> HttpResponse | FileResponse:
+    """A small JPEG of a catalogued image, made on first view, served like any media."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    image = image_get(image_id=image_id)
+    if image is None or image_media_grant(request.user, image.storage_key) is None:
+        raise Http404("no such file")
+    try:
+        key = image_thumbnail_ensure(image=image)
+    except (FileNotFoundError, ImageRejected):
+        raise Http404("no such file") from None
+    return media_serve(request, key)

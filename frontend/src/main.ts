@@ -6,6 +6,7 @@ import "./capture";
 import "./points";
 import "./ama";
 import "./admin/labelPrompts";
+import "./admin/importProgress";
 import "./admin/exports";
 import "./review/captions";
 

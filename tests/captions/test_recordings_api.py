@@ -11,7 +11,11 @@ from django.db import connection
 
 from annotator_app.captions.models import CleanedCaption, Recording, Transcript
 from annotator_app.work.models import AssignmentStatus
-from tests.captions.audio_fixtures import speech_webm
+from tests.captions.audio_fixtures import (
+    speech_webm,
+    wav_declaring_rate,
+    webm_with_stretched_timestamps,
+)
 from tests.captions.capture_helpers import (
     MAX_SECONDS,
     good_audio,
@@ -85,8 +89,12 @@ def test_a_retry_with_the_same_key_creates_nothing_new(
         (lambda: b"<html><script>alert(1)</script></html>", 400, "HTML"),
         (lambda: speech_webm(2), 400, "at least 4 s"),
         (lambda: speech_webm(MAX_SECONDS + 2), 400, "at most 8 s"),
+        # 0.5 s of 16 kHz speech declared at 1333 Hz would read as 6 s, inside 4..8 s.
+        (lambda: wav_declaring_rate(0.5, declared_rate=1333), 400, "sample rate of 1333 Hz"),
+        # 2 s of Opus whose timestamps claim 6 s.
+        (lambda: webm_with_stretched_timestamps(2, factor=3), 400, "at least 4 s"),
     ],
-    ids=["empty", "text", "html", "too-short", "too-long"],
+    ids=["empty", "text", "html", "too-short", "too-long", "low-rate", "stretched"],
 )
 def test_bad_audio_is_refused_with_a_reason_and_nothing_stored(
     cast, api_as, capture_campaign, capture_media: Path, make, status, words

@@ -46,7 +46,7 @@ def bucket(settings, monkeypatch, moto_url: str) -> tuple[Any, str]:  # type: ig
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "annotator_app.catalog.storage.SafeKeyS3Storage",
             "OPTIONS": {
                 "bucket_name": name,
                 "endpoint_url": moto_url,
