@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import cast
 
@@ -33,6 +34,7 @@ from annotator_app.work.selectors import (
     can_review_campaign,
 )
 from annotator_app.work.services import AssignmentStateError, assignment_next, assignment_verdict
+from pipelines.coverage import QUESTIONS
 
 HISTORY_PAGE_SIZE = 20
 REVIEW_PAGE_SIZE = 10
@@ -62,6 +64,9 @@ def capture(request: HttpRequest) -> HttpResponse:
         "upload_url": reverse("captions-api:recordings"),
         "heartbeat_url": reverse("work-api:heartbeat", kwargs={"assignment_id": assignment.pk}),
     }
+    if campaign.live_guidance:  # P12: the live module's container (frontend/src/live.ts)
+        context["live_url"] = reverse("captions-api:live", kwargs={"assignment_id": assignment.pk})
+        context["live_questions"] = json.dumps([[q.key, q.text] for q in QUESTIONS])
     return render(request, "captions/capture.html", context)
 
 

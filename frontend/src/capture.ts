@@ -7,6 +7,7 @@ import { CaptureStore, newId, type Session } from "./capture/store";
 import { UploadRefusedError, uploadWithRetry } from "./capture/uploader";
 import { setupZoom } from "./capture/zoom";
 import { apiFetch } from "./csrf";
+import { LiveGuide } from "./live";
 
 type Phase = "idle" | "starting" | "recording" | "stopping" | "recorded" | "uploading" | "submitted";
 
@@ -76,6 +77,8 @@ class CapturePage {
   private ticker = 0;
   private playbackUrl = "";
   private readonly active = new ActiveClock();
+  // P12 live guidance (frontend/src/live.ts); null when the campaign has it off.
+  private readonly live: LiveGuide | null;
 
   constructor(root: HTMLElement) {
     this.assignmentId = Number(root.dataset.assignmentId);
@@ -102,6 +105,7 @@ class CapturePage {
       transcript: need<HTMLElement>(root, "[data-transcript]"),
       caption: need<HTMLElement>(root, "[data-caption]"),
     };
+    this.live = LiveGuide.fromPage(root);
   }
 
   async init(): Promise<void> {
@@ -220,6 +224,7 @@ class CapturePage {
             take.mimeType = take.mimeType || blob.type || recorder.mimeType;
             return this.store.appendChunk(take, blob);
           })
+          .finally(() => this.live?.onChunk(blob, elapsedMs))
           .catch((error: unknown) =>
             this.showAlert(`A piece of the recording could not be saved in this browser: ${String(error)}`),
           );
@@ -237,6 +242,7 @@ class CapturePage {
       return;
     }
     take.mimeType = recorder.mimeType;
+    this.live?.start(take.idempotencyKey);
     const replaced = this.take;
     this.writes = this.writes.then(async () => {
       await this.store.putSession(take);
@@ -274,6 +280,7 @@ class CapturePage {
     await recorder.stop();
     this.recorder = null;
     await this.writes;
+    this.live?.stop();
     take.durationMs = recorder.elapsedMs();
     take.state = "recorded";
     await this.store.putSession(take);
