@@ -23,4 +23,4 @@ def test_a_message_for_one_queue_lands_in_that_queue_only() -> None:
         sizes = {name: redis.llen(name) for name in QUEUE_NAMES}
         for name in QUEUE_NAMES:
             redis.delete(name)
-    assert sizes == {"default": 0, "asr": 1, "llm": 0}
+    assert sizes == {"default": 0, "asr": 1, "llm": 0, "live": 0}
