@@ -159,6 +159,11 @@ def live_append(
     _check_take(take)
     if offset < 0 or received_ms < 0:
         raise LiveError("offset and received_ms must be 0 or more")
+    submitted = Recording.objects.filter(
+        assignment_id=assignment_id, annotator_id=user.pk, idempotency_key=take
+    ).exists()
+    if submitted:  # a last chunk that arrives after its take was submitted: nothing to do
+        return live_view(assignment_id=assignment_id, take=take)
     live_check_assignment(user=user, assignment_id=assignment_id)
     keys = _Keys.of(assignment_id)
     client = _redis()

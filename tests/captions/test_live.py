@@ -211,6 +211,11 @@ def test_the_live_worker_transcribes_and_the_submit_stores_the_coverage(
     assert stored == covered
     assert recording.live_coverage["live_seconds"] > 5
     assert answer.json()["live_coverage"]["covered"] == len(covered)
+    # A last chunk arriving after the submit is answered, not refused, and not kept.
+    late = post_chunk(client, assignment.pk, take, len(audio), b"x", final=True)
+    assert late.status_code == 200 and late.json()["committed"] == final_view["committed"]
+    other = post_chunk(client, assignment.pk, uuid.uuid4().hex, 0, audio[:4000])
+    assert other.status_code == 409 and "already has a recording" in other.json()["detail"]
 
 
 @pytest.mark.django_db(transaction=True)
