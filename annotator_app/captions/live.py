@@ -261,7 +261,14 @@ def live_get(*, user: Any, assignment_id: int, take: str) -> dict[str, Any]:
     )
     if assignment is None:
         raise LiveNotFound(f"assignment {assignment_id} not found")
-    return live_view(assignment_id=assignment_id, take=take)
+    view = live_view(assignment_id=assignment_id, take=take)
+    if view["received_seconds"] > view["heard_seconds"] + 0.5 or view["tentative"]:
+        # Audio is waiting but its step may have expired unstarted (a worker that was
+        # down or busy): queue one, unless one is queued or running already.
+        keys = _Keys.of(assignment_id)
+        if _text(_redis().hget(keys.meta, "take")) == take:
+            _queue_step(_redis(), keys, assignment_id=assignment_id, take=take)
+    return view
 
 
 # --- the live worker's side ----------------------------------------------------------------

@@ -215,7 +215,7 @@ def test_the_live_worker_transcribes_and_the_submit_stores_the_coverage(
     late = post_chunk(client, assignment.pk, take, len(audio), b"x", final=True)
     assert late.status_code == 200 and late.json()["committed"] == final_view["committed"]
     other = post_chunk(client, assignment.pk, uuid.uuid4().hex, 0, audio[:4000])
-    assert other.status_code == 409 and "already has a recording" in other.json()["detail"]
+    assert other.status_code == 409 and "not leased" in other.json()["detail"]
 
 
 @pytest.mark.django_db(transaction=True)
