@@ -172,7 +172,12 @@ def run(speakers: int, seconds: float, users: list[Any]) -> dict[str, Any]:
         results: list[dict[str, Any]] = [{} for _ in jobs]
 
         def one(i: int) -> None:
-            results[i] = speak(*jobs[i])
+            from django.db import connection
+
+            try:
+                results[i] = speak(*jobs[i])
+            finally:
+                connection.close()  # the scratch database is dropped at the end
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(speakers)]
         for thread in threads:

@@ -62,6 +62,7 @@ class LiveText:
     committed_until: float = 0.0  # seconds of audio the committed text covers
     tentative: str = ""
     heard_until: float = 0.0  # end of the audio seen by the last step
+    tail_until: float = 0.0  # end of the audio the tentative text was decoded from
     steps: int = 0
     decoded_seconds: float = 0.0  # audio seconds given to Whisper, over all steps
 
@@ -188,13 +189,15 @@ def live_step(
     *,
     settle: float = 1.0,
     max_window: float = 20.0,
+    min_tail_step: float = 2.0,
     final: bool = False,
 ) -> LiveText:
     """Transcribe the audio after `state.committed_until`; return the new state.
 
     The new audio is split by voice activity at the last pause before the settle line:
     speech before it is transcribed once and committed, speech after it is transcribed
-    as tentative text (again next step). `final`: the recording has stopped, so
+    as tentative text (again at a later step, once `min_tail_step` seconds more have
+    come). One Whisper run per step at most. `final`: the recording has stopped, so
     everything is committed.
     """
     samples, end = decode_from(data, state.committed_until)
@@ -213,20 +216,24 @@ def live_step(
         cut = window_seconds  # a window without a pause: close it rather than grow
     elif cut < MIN_COMMIT_SECONDS and not final and speech:
         cut = 0.0  # too short to be transcribed well on its own: wait for more
-    prompt = _prompt(state.committed)
     closed_speech = [s for s in speech if s[0] < cut]
+    result.committed_until = state.committed_until + cut
     if closed_speech:
-        text = _transcribe(model, window[: int(cut * RATE)], prompt)
+        # One Whisper run per step (each costs a whole 30 s encoder pass): the closed
+        # part now, the open tail at a later step.
+        text = _transcribe(model, window[: int(cut * RATE)], _prompt(state.committed))
         result.steps += 1
         result.decoded_seconds += cut
         result.committed = " ".join(p for p in (state.committed, text) if p)
-        prompt = _prompt(result.committed)
-    result.committed_until = state.committed_until + cut
+        result.tentative = ""
+        return result
     tail = window[int(cut * RATE) :]
     open_speech = [s for s in speech if s[1] > cut]
-    result.tentative = ""
-    if open_speech and len(tail) / RATE >= MIN_NEW_SECONDS:
-        result.tentative = _transcribe(model, tail, prompt)
+    if not open_speech or len(tail) / RATE < MIN_NEW_SECONDS:
+        result.tentative = ""
+    elif final or end - state.tail_until >= min_tail_step:
+        result.tentative = _transcribe(model, tail, _prompt(state.committed))
+        result.tail_until = end
         result.steps += 1
         result.decoded_seconds += len(tail) / RATE
     return result

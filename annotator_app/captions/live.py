@@ -294,6 +294,7 @@ def live_run_step(*, assignment_id: int, take: str, model: SpeechModel) -> str:
             data,
             state,
             max_window=float(settings.LIVE_MAX_WINDOW_SECONDS),
+            min_tail_step=settings.LIVE_MIN_STEP_SECONDS,
             final=final,
         )
     except LiveAudioError as exc:

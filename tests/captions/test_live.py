@@ -257,3 +257,23 @@ def test_live_steps_go_to_their_own_queue(db) -> None:
     assert app.amqp.router.route({}, tasks.transcribe_recording.name)["queue"].name == "asr"
     # A lost live step is not redelivered: the next chunk queues a fresh one.
     assert tasks.live_step.acks_late is False
+
+
+def test_admins_switch_live_guidance_on_and_off_by_campaign(db, cast, api_as) -> None:
+    from annotator_app.work.models import Campaign
+
+    payload = {"name": "live on", "kind": "cap", "live_guidance": True}
+    created = api_as(cast.admin).post("/api/v1/work/campaigns/", payload, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["live_guidance"] is True
+    campaign = Campaign.objects.get(name="live on")
+    assert campaign.live_guidance is True
+    answer = api_as(cast.admin).patch(
+        f"/api/v1/work/campaigns/{campaign.pk}/", {"live_guidance": False}, format="json"
+    )
+    assert answer.status_code == 200, answer.content
+    campaign.refresh_from_db()
+    assert campaign.live_guidance is False
+    assert Campaign._meta.get_field("live_guidance").default is False  # off unless asked
+    refused = api_as(cast.owner).post("/api/v1/work/campaigns/", payload, format="json")
+    assert refused.status_code == 403
