@@ -14,7 +14,7 @@ SITE_PACKAGES = $(VENV)/lib/python3.11/site-packages
 # Debian packages the test suite needs: docker-compose validates docker-compose.yml,
 # chromium runs the browser tests (Playwright drives it; it cannot download browsers here),
 # espeak-ng speaks the test speech and sox adds noise and changes speed.
-APT_PACKAGES := docker-compose chromium espeak-ng sox
+APT_PACKAGES := docker-compose chromium espeak-ng sox fonts-dejavu-core
 
 REQ_HASH := $(shell sha256sum requirements.txt | cut -c1-16)
 VENV_STAMP := $(VENV)/.stamp-requirements-$(REQ_HASH)

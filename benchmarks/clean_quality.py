@@ -9,7 +9,8 @@ editor makes of each (deletion-only edits; the file states the style). Its `dev`
 may be looked at while writing rules, its `heldout` split is only scored; both are
 printed. Stages: `raw` (the transcript), `rules` (pipelines.rules), and `rules+LLM` for
 each local model preset (model_service.llm_models; each is started here with the
-project's server, `--first-start` on an empty cache so that the GGUF conversion is
+project's server, `python -m model_service.serve --llm --model PRESET`, which serves it
+under the preset's name, `--first-start` on an empty cache so that the GGUF conversion is
 timed) and for an endpoint given with --base-url (OpenAI, vLLM, ...).
 
 Per stage and split it prints: mean WER to the reference (lower case, punctuation and
@@ -181,7 +182,7 @@ def local_server(preset: str, *, first_start: bool, threads: int) -> Iterator[tu
         started = time.monotonic()
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "model_service.llm_server", "--model", preset,
+                [sys.executable, "-m", "model_service.serve", "--llm", "--model", preset,
                  "--port", str(port), "--threads", str(threads)],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip

@@ -24,6 +24,10 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from model_service.serve.loading import LoadProgress
 
 log = logging.getLogger("pixmo.llm_server")
 
@@ -81,8 +85,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def preset_gguf(name: str, cache_dir: Path) -> Path:
-    """The GGUF file of preset `name`: inside its wheel, or assembled and verified once."""
+def preset_gguf(name: str, cache_dir: Path, progress: LoadProgress | None = None) -> Path:
+    """The GGUF file of preset `name`: inside its wheel, or assembled and verified once
+    (the parts counted in `progress`)."""
     preset = PRESETS[name]
     if len(preset.packages) == 1:
         folder = _package_folder(preset.packages[0], name)
@@ -100,6 +105,10 @@ def preset_gguf(name: str, cache_dir: Path) -> Path:
             raise PresetError(f"model {name}: expected one data/part*.bin in {package}")
         parts.append(found[0])
     cache_dir.mkdir(parents=True, exist_ok=True)
+    if progress is not None:
+        from model_service.serve.loading import ASSEMBLING
+
+        progress.stage(ASSEMBLING, total=len(parts), unit="parts")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}-", dir=cache_dir)
     tmp = Path(tmp_name)
     try:
@@ -110,6 +119,8 @@ def preset_gguf(name: str, cache_dir: Path) -> Path:
                     for block in iter(lambda h=handle: h.read(1 << 20), b""):  # type: ignore[misc]
                         digest.update(block)
                         out.write(block)
+                if progress is not None:
+                    progress.advance()
         if digest.hexdigest() != preset.sha256:
             raise PresetError(
                 f"model {name}: the assembled file's SHA-256 is {digest.hexdigest()}, not the "

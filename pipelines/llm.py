@@ -20,7 +20,8 @@ import openai
 
 log = logging.getLogger("pixmo.pipelines.llm")
 
-Message = dict[str, str]
+# Content is a string, or (for image models) a list of text and image_url parts.
+Message = dict[str, Any]
 
 
 class LLMError(RuntimeError):

@@ -7,6 +7,7 @@ docstring (annotator_app/points/__init__.py).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -68,16 +69,19 @@ def label_molmo_text(label: LabelAnnotation) -> str:
 
 
 def label_annotations_for_export(
-    *, campaign: Campaign | None = None, since: datetime | None = None
+    *,
+    campaign: Campaign | None = None,
+    since: datetime | None = None,
+    statuses: Sequence[str] = (AssignmentStatus.ACCEPTED,),
 ) -> QuerySet[LabelAnnotation]:
     """Accepted labels that belong in the dataset, oldest first, with their image.
 
-    Rows of accepted assignments whose annotation was not superseded by a reviewer's
-    pick. Each row has `annotation.image` loaded (sha256, storage_key, source_url,
+    Rows of accepted assignments (or of `statuses`, e.g. submitted work awaiting review
+    too) whose annotation was not superseded by a reviewer's pick. Each row has `annotation.image` loaded (sha256, storage_key, source_url,
     width, height). Stream with `.iterator(chunk_size=...)`; the order (by id) is stable.
     """
     rows = LabelAnnotation.objects.select_related("annotation__image").filter(
-        annotation__assignment__status=AssignmentStatus.ACCEPTED,
+        annotation__assignment__status__in=list(statuses),
         annotation__superseded=False,
     )
     if campaign is not None:

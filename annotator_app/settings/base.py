@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "annotator_app.work",
     "annotator_app.captions",
     "annotator_app.points",
+    "annotator_app.ama",
+    "annotator_app.exports",
     "annotator_app.demo",
 ]
 
@@ -122,6 +124,12 @@ CELERY_BEAT_SCHEDULE["work-reclaim-expired-leases"] = {
     "task": "work.reclaim_expired_leases",
     "schedule": float(WORK_RECLAIM_SECONDS),
 }
+# How often the beat task checks the progress counters against the rows and repairs drift.
+WORK_COUNTER_REPAIR_SECONDS = env_int("WORK_COUNTER_REPAIR_SECONDS", 3600)
+CELERY_BEAT_SCHEDULE["work-repair-counters"] = {
+    "task": "work.repair_counters",
+    "schedule": float(WORK_COUNTER_REPAIR_SECONDS),
+}
 
 # --- speech-to-caption pipeline (annotator_app/captions/pipeline.py, tasks.py) ------------
 # WHISPER_MODEL: a CTranslate2 model directory or a faster-whisper model name.
@@ -149,6 +157,7 @@ CELERY_TASK_ROUTES = {
     "captions.clean": {"queue": "llm"},
     "captions.summarize": {"queue": "llm"},
     "captions.pipeline_sweep": {"queue": "default"},
+    "exports.run": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE["captions-pipeline-sweep"] = {
     "task": "captions.pipeline_sweep",
@@ -189,6 +198,42 @@ ASR_UNCERTAIN_BELOW = env_float("ASR_UNCERTAIN_BELOW", 0.5)
 for _name in ("CLEAN_MIN_RECALL", "SUMMARY_MIN_RECALL", "ASR_UNCERTAIN_BELOW"):
     if not 0.0 <= globals()[_name] <= 1.0:
         raise ConfigError(f"environment variable {_name} must be in [0, 1], got {globals()[_name]}")
+
+# --- AskModelAnything and CapQA (annotator_app/ama; README "AskModelAnything") ----------
+# The captioner: an OpenAI-compatible server (model_service.serve, vLLM), base URL
+# INCLUDING /v1 like OPENAI_BASE_URL. Empty: no model captions (human captions or none).
+MODEL_SERVICE_URL = env_str("MODEL_SERVICE_URL", "")
+MODEL_SERVICE_TOKEN = env_str("MODEL_SERVICE_TOKEN", "")
+# Model id sent to it; empty: the first id its /v1/models lists.
+MODEL_SERVICE_MODEL = env_str("MODEL_SERVICE_MODEL", "")
+MODEL_SERVICE_TIMEOUT_SECONDS = env_int("MODEL_SERVICE_TIMEOUT_SECONDS", 120)
+# Hard time limit of one AMA answer task (soft: 30 s less, then the round fails with a
+# message); older pending or running rounds are enqueued again by the sweeper, and failed
+# after AMA_MAX_ATTEMPTS runs. The default leaves room for the captioner and the LLM
+# each timing out with their retries.
+AMA_TIME_LIMIT = env_int("AMA_TIME_LIMIT", 900)
+AMA_STUCK_SECONDS = env_int("AMA_STUCK_SECONDS", AMA_TIME_LIMIT + 60)
+AMA_MAX_ATTEMPTS = env_int("AMA_MAX_ATTEMPTS", 3)
+OCR_MIN_SCORE = env_float("OCR_MIN_SCORE", 0.5)
+# CapQA variety: topics and writing styles separated by ";" (empty: the built-in lists).
+CAPQA_TOPICS = [t.strip() for t in env_str("CAPQA_TOPICS", "").split(";") if t.strip()]
+CAPQA_STYLES = [t.strip() for t in env_str("CAPQA_STYLES", "").split(";") if t.strip()]
+CAPQA_PAIRS_PER_CAPTION = env_int("CAPQA_PAIRS_PER_CAPTION", 3)
+CAPQA_MULTI_TURN_SHARE = env_float("CAPQA_MULTI_TURN_SHARE", 0.2)
+if not 0.0 <= CAPQA_MULTI_TURN_SHARE <= 1.0:
+    raise ConfigError(
+        f"environment variable CAPQA_MULTI_TURN_SHARE must be in [0, 1], got {CAPQA_MULTI_TURN_SHARE}"
+    )
+# AMA answers have a queue of their own: an annotator waits on each one, so they must
+# not queue behind batch LLM work (clean, summary, CapQA) on `llm`.
+CELERY_TASK_ROUTES.update(
+    {
+        "ama.answer": {"queue": "ama"},
+        "ama.capqa_caption": {"queue": "llm"},
+        "ama.sweep": {"queue": "default"},
+    }
+)
+CELERY_BEAT_SCHEDULE["ama-sweep"] = {"task": "ama.sweep", "schedule": float(PIPELINE_SWEEP_SECONDS)}
 
 # --- auth -------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -368,6 +413,27 @@ for _name, _value, _low in [
 ]:
     if _value < _low:
         raise ConfigError(f"environment variable {_name} must be at least {_low}, got {_value}")
+
+# --- dataset exports (annotator_app/exports; README "Dataset export") ---------------------
+# Local snapshots go to EXPORT_ROOT/<id>/; with EXPORT_S3_BUCKET they go to
+# s3://EXPORT_S3_BUCKET/EXPORT_S3_PREFIX/<id>/ instead.
+EXPORT_ROOT = Path(env_str("EXPORT_ROOT", str(VAR_DIR / "exports")))
+EXPORT_S3_BUCKET = env_opt("EXPORT_S3_BUCKET")
+EXPORT_S3_PREFIX = env_str("EXPORT_S3_PREFIX", "exports").strip("/")
+# image_url: EXPORT_IMAGE_BASE_URL + storage key when set; else a signed URL on the media
+# bucket (EXPORT_SIGNED_URL_SECONDS, at most 7 days); else the images ship in the snapshot.
+EXPORT_IMAGE_BASE_URL = env_str("EXPORT_IMAGE_BASE_URL", "")
+EXPORT_SIGNED_URL_SECONDS = env_int("EXPORT_SIGNED_URL_SECONDS", 7 * 24 * 3600)
+EXPORT_LICENSE = env_str("EXPORT_LICENSE", "odc-by")
+# Hard time limit of the export job, in seconds (soft: 30 s less).
+EXPORT_TIME_LIMIT = env_int("EXPORT_TIME_LIMIT", 6 * 3600)
+# Salt of the anonymised annotator ids of full exports (stable across snapshots).
+EXPORT_ANNOTATOR_SALT = env_str("EXPORT_ANNOTATOR_SALT", SECRET_KEY)
+if not 1 <= EXPORT_SIGNED_URL_SECONDS <= 7 * 24 * 3600:
+    raise ConfigError(
+        "environment variable EXPORT_SIGNED_URL_SECONDS must be in 1..604800, "
+        f"got {EXPORT_SIGNED_URL_SECONDS}"
+    )
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -194,3 +194,127 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"assignment {self.pk} ({self.status})"
+
+
+# --- claim cursors (see ALGORITHM.md, "Claiming next") -------------------------------------
+
+# The lane of the wrap-around scan; lanes 0.. are breadth-first levels (done_count), and a
+# depth-first campaign uses lane 0 for its single forward scan.
+WRAP_LANE = -1
+
+
+class ClaimCursor(models.Model):
+    """Where one annotator's forward scan of one campaign stands, per lane.
+
+    Items above `after_id` in the lane were never claimed by this annotator through that
+    lane's forward scan, so the next claim starts there instead of walking past the
+    annotator's own history. Kept by the claim under the user's row lock.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    lane = models.SmallIntegerField()
+    after_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotator", "campaign", "lane"], name="claimcursor_unique_lane"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"cursor {self.campaign_id}/{self.annotator_id} lane {self.lane}: {self.after_id}"
+
+
+class ReopenedItem(models.Model):
+    """An item that got a slot back (expiry, skip, release, reject).
+
+    Forward scans may have passed it while it was full; the claim looks here first so
+    the item is served again promptly. Entries of full items are pruned by the sweep.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    item = models.OneToOneField(WorkItem, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["campaign", "item"], name="reopened_campaign_item")]
+
+    # --- counters (see counters.py) ------------------------------------------------------------
+
+    def __str__(self) -> str:
+        return f"reopened item {self.item_id}"
+
+
+class CampaignCounter(models.Model):
+    """One shard of a campaign's totals; shard = item id % COUNTER_SHARDS.
+
+    Every move adds its delta to its item's shard in the move's own transaction, so
+    concurrent moves on different items rarely wait on the same row. Progress reads sum
+    the shards; `work.repair_counters` checks them against the rows they summarise.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="counters")
+    shard = models.SmallIntegerField()
+    items = models.BigIntegerField(default=0)
+    items_complete = models.BigIntegerField(default=0)
+    open_slots = models.BigIntegerField(default=0)
+    leased = models.BigIntegerField(default=0)
+    submitted = models.BigIntegerField(default=0)
+    accepted = models.BigIntegerField(default=0)
+    rejected = models.BigIntegerField(default=0)
+    skipped = models.BigIntegerField(default=0)
+    expired = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "shard"], name="campaigncounter_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"counters {self.campaign_id}/{self.shard}"
+
+
+class CampaignDayCounter(models.Model):
+    """Submissions of one campaign on one day (TIME_ZONE), one shard of them."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    shard = models.SmallIntegerField()
+    submissions = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "day", "shard"], name="campaigndaycounter_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"submissions {self.campaign_id}/{self.day}/{self.shard}: {self.submissions}"
+
+
+class AnnotatorCounter(models.Model):
+    """One annotator's figures in one campaign: submissions (whatever their verdict),
+    verdicts, and the active seconds of the submitted work."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    items = models.BigIntegerField(default=0)
+    accepted = models.BigIntegerField(default=0)
+    rejected = models.BigIntegerField(default=0)
+    active_seconds = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "annotator"], name="annotatorcounter_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"figures {self.campaign_id}/{self.annotator_id}"

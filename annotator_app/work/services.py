@@ -9,26 +9,40 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
-from datetime import datetime, timedelta
+from datetime import date
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from annotator_app.accounts.models import User
 from annotator_app.catalog.models import Image
+from annotator_app.work.claiming import (
+    RECLAIM_BATCH,
+    _lease_end,
+    assignment_next,
+    assignments_reclaim_expired,
+    items_reopened,
+)
+from annotator_app.work.counters import (
+    count_annotator,
+    count_annotators_accepted,
+    count_day,
+    count_item,
+    count_items,
+    counters_repair_campaign,
+)
 from annotator_app.work.models import (
     SLOT_HOLDING,
     Assignment,
     AssignmentStatus,
     Campaign,
+    ClaimCursor,
     CollectionMethod,
-    WorkItem,
 )
 
-# Expired leases reclaimed per sweep statement (the beat task loops until none remain).
-RECLAIM_BATCH = 500
+# Re-exported: callers import the whole engine from here.
+__all__ = ["RECLAIM_BATCH", "assignment_next", "assignments_reclaim_expired"]
 
 
 class AssignmentStateError(ValueError):
@@ -115,11 +129,15 @@ def campaign_update(
     **fields: Any,
 ) -> Campaign:
     """Change a campaign; items follow its images and open slots follow its overlap."""
+    order_before = (campaign.breadth_first, campaign.overlap)
     for key, value in fields.items():
         setattr(campaign, key, value)
     _check(campaign)
     with transaction.atomic():
         campaign.save()
+        if (campaign.breadth_first, campaign.overlap) != order_before:
+            # Lanes are done_count levels in breadth-first order: start the scans over.
+            ClaimCursor.objects.filter(campaign=campaign).delete()
         if topics is not None:
             campaign.topics.set(list(topics))
         if images is not None:
@@ -147,7 +165,8 @@ def campaign_sync_items(*, campaign: Campaign) -> dict[str, int]:
 
     Idempotent and set-based: inserts missing items, deletes untouched items of images
     the campaign no longer covers (items anyone worked on stay), and recomputes every
-    item's open slots from its overlap. Returns counts of created/removed items.
+    item's open slots from its overlap, then repairs the campaign's counters. Returns
+    counts of created/removed items.
     """
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(
@@ -179,11 +198,14 @@ def campaign_sync_items(*, campaign: Campaign) -> dict[str, int]:
             {"c": campaign.pk},
         )
         removed = cur.rowcount
-        _recompute_open_slots(cur, campaign)
+        if _recompute_open_slots(cur, campaign):
+            # Items got slots back below the annotators' cursors: scan from the start.
+            ClaimCursor.objects.filter(campaign=campaign).delete()
+        counters_repair_campaign(campaign_id=campaign.pk)
     return {"created": created, "removed": removed}
 
 
-def _recompute_open_slots(cur: Any, campaign: Campaign) -> None:
+def _recompute_open_slots(cur: Any, campaign: Campaign) -> int:
     # Lock the items first: a claim skips a locked item, and every other counter change
     # either committed before (so the count below sees it) or waits and applies its
     # delta after the recount.
@@ -205,27 +227,7 @@ def _recompute_open_slots(cur: Any, campaign: Campaign) -> None:
         """,
         {"c": campaign.pk, "overlap": campaign.overlap, "holding": tuple(SLOT_HOLDING)},
     )
-
-
-# --- claiming ------------------------------------------------------------------------------
-
-
-def _lease_end(campaign: Campaign, now: datetime) -> datetime:
-    return now + timedelta(seconds=campaign.lease_seconds)
-
-
-def _campaigns_for(campaign: Campaign | None, kind: str | None) -> list[Campaign]:
-    if campaign is not None:
-        # The claim statement itself checks that the campaign is still active.
-        return [campaign] if kind is None or campaign.kind == kind else []
-    campaigns = Campaign.objects.filter(active=True)
-    if kind is not None:
-        campaigns = campaigns.filter(kind=kind)
-    return list(campaigns.order_by("-priority", "id"))
-
-
-def _loaded(assignment_id: int) -> Assignment:
-    return Assignment.objects.select_related("item__campaign", "item__image").get(pk=assignment_id)
+    return int(cur.rowcount)
 
 
 def _writing() -> Any:
@@ -235,196 +237,6 @@ def _writing() -> Any:
     transaction usable.
     """
     return nullcontext() if connection.in_atomic_block else transaction.atomic()
-
-
-def assignment_next(
-    *, user: User, campaign: Campaign | None = None, kind: str | None = None
-) -> Assignment | None:
-    """The user's live lease, else a newly claimed item; None when nothing is left.
-
-    In order: (1) a lease the user holds (a reload gets the same item; the lease is
-    renewed); (2) an item of theirs whose lease was reclaimed but whose slot is still
-    free (their work is never lost); (3) a new item, over active campaigns by
-    priority, claimed with FOR UPDATE SKIP LOCKED. Filters: one campaign and/or kind.
-    """
-    with transaction.atomic():
-        now = timezone.now()
-        if _lock_user_has_turns(user):
-            mine = _own_turn(user=user, campaign=campaign, kind=kind, now=now)
-            if mine is not None:
-                return mine
-        for candidate in _campaigns_for(campaign, kind):
-            claimed = _claim(user=user, campaign=candidate, now=now)
-            if claimed is None and assignments_reclaim_expired(campaign=candidate, now=now):
-                claimed = _claim(user=user, campaign=candidate, now=now)
-            if claimed is not None:
-                return claimed
-    return None
-
-
-def _lock_user_has_turns(user: User) -> bool:
-    """Serialise "next" per user (a double click must not claim two items), then say
-    whether they hold any lease, live or reclaimed.
-
-    Two statements on purpose: the check must run after the lock is granted, with a
-    snapshot that sees what the previous "next" of this user committed.
-    """
-    with connection.cursor() as cur:
-        cur.execute("SELECT 1 FROM accounts_user WHERE id = %s FOR NO KEY UPDATE", [user.pk])
-        cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM work_assignment WHERE annotator_id = %s"
-            " AND status IN ('leased', 'expired'))",
-            [user.pk],
-        )
-        row = cur.fetchone()
-    return bool(row and row[0])
-
-
-def _own_turn(
-    *, user: User, campaign: Campaign | None, kind: str | None, now: datetime
-) -> Assignment | None:
-    """Renew the user's live lease, or give back a reclaimed one whose slot is free."""
-    scope = Q(item__campaign__active=True)
-    if campaign is not None:
-        scope &= Q(item__campaign=campaign)
-    if kind is not None:
-        scope &= Q(item__campaign__kind=kind)
-    turns = (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("item__campaign", "item__image")
-        .filter(scope, annotator=user)
-        .filter(
-            Q(status=AssignmentStatus.LEASED)
-            | Q(status=AssignmentStatus.EXPIRED, item__open_slots__gt=0)
-        )
-        # Leases first ("expired" sorts after "leased"), then by priority.
-        .order_by("-status", "-item__campaign__priority", "started_at", "id")[:5]
-    )
-    for turn in turns:
-        if turn.status == AssignmentStatus.EXPIRED:
-            taken = WorkItem.objects.filter(pk=turn.item_id, open_slots__gt=0).update(
-                open_slots=F("open_slots") - 1
-            )
-            if not taken:
-                continue
-            turn.status = AssignmentStatus.LEASED
-            turn.heartbeat_at = now
-        turn.leased_until = _lease_end(turn.item.campaign, now)
-        turn.save(update_fields=["status", "leased_until", "heartbeat_at"])
-        return turn
-    return None
-
-
-_CLAIM_SQL = """
-WITH picked AS (
-    SELECT w.id FROM work_workitem w
-    WHERE w.campaign_id = %(c)s AND w.open_slots > 0
-      AND EXISTS (SELECT 1 FROM work_campaign c WHERE c.id = %(c)s AND c.active)
-      -- A per-item probe by item_id: OFFSET 0 prevents an anti-join and "+ 0" the
-      -- annotator index, either of which reads the annotator's whole history.
-      AND NOT EXISTS (SELECT 1 FROM work_assignment a
-                      WHERE a.item_id = w.id AND a.annotator_id + 0 = %(u)s OFFSET 0)
-    ORDER BY {order}
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-), taken AS (
-    UPDATE work_workitem w SET open_slots = w.open_slots - 1
-    FROM picked WHERE w.id = picked.id
-    RETURNING w.id, w.image_id, w.open_slots, w.done_count, w.created_at
-), leased AS (
-    INSERT INTO work_assignment (item_id, annotator_id, status, leased_until, heartbeat_at,
-                                 started_at, active_seconds, review_reason)
-    SELECT taken.id, %(u)s, 'leased', %(until)s, %(now)s, %(now)s, 0, '' FROM taken
-    RETURNING id, item_id
-)
-SELECT leased.id, taken.id, taken.image_id, taken.open_slots, taken.done_count,
-       taken.created_at
-FROM leased JOIN taken ON taken.id = leased.item_id
-"""
-_CLAIM_DEPTH_FIRST = _CLAIM_SQL.format(order="w.id")
-_CLAIM_BREADTH_FIRST = _CLAIM_SQL.format(order="w.done_count DESC, w.id")
-
-
-def _claim(*, user: User, campaign: Campaign, now: datetime) -> Assignment | None:
-    """One statement: pick an open item the user never had, take a slot, insert the lease.
-
-    Reads the partial index on open items (campaign, id) or (campaign, done_count
-    DESC, id), so it never scans finished items; SKIP LOCKED lets concurrent claimers
-    pass each other instead of queueing on the same row. The image loads on access.
-    """
-    sql = _CLAIM_BREADTH_FIRST if campaign.breadth_first else _CLAIM_DEPTH_FIRST
-    until = _lease_end(campaign, now)
-    with connection.cursor() as cur:
-        cur.execute(sql, {"c": campaign.pk, "u": user.pk, "now": now, "until": until})
-        row = cur.fetchone()
-    if row is None:
-        return None
-    assignment_id, item_id, image_id, open_slots, done_count, created_at = row
-    item = WorkItem(
-        id=item_id,
-        campaign=campaign,
-        image_id=image_id,
-        open_slots=open_slots,
-        done_count=done_count,
-        created_at=created_at,
-    )
-    item._state.adding = False
-    assignment = Assignment(
-        id=assignment_id,
-        item=item,
-        annotator=user,
-        status=AssignmentStatus.LEASED,
-        leased_until=until,
-        heartbeat_at=now,
-        started_at=now,
-    )
-    assignment._state.adding = False
-    return assignment
-
-
-def assignments_reclaim_expired(
-    *, campaign: Campaign | None = None, now: datetime | None = None, limit: int = RECLAIM_BATCH
-) -> int:
-    """Mark up to `limit` leases past their end as expired and free their slots.
-
-    Reads the partial index on leased rows by `leased_until`; rows another transaction
-    holds are skipped (SKIP LOCKED). Returns how many leases were reclaimed.
-    """
-    now = now or timezone.now()
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute(
-            """
-            WITH gone AS (
-                SELECT a.id FROM work_assignment a
-                JOIN work_workitem w ON w.id = a.item_id
-                WHERE a.status = 'leased' AND a.leased_until < %(now)s
-                  AND (%(c)s::bigint IS NULL OR w.campaign_id = %(c)s)
-                ORDER BY a.leased_until
-                LIMIT %(limit)s
-                FOR UPDATE OF a SKIP LOCKED
-            )
-            UPDATE work_assignment a SET status = 'expired'
-            FROM gone WHERE a.id = gone.id
-            RETURNING a.item_id
-            """,
-            {"now": now, "limit": limit, "c": campaign.pk if campaign else None},
-        )
-        item_ids = sorted(row[0] for row in cur.fetchall())
-        if item_ids:
-            # Same lock order as everyone else: items by id, after the assignments.
-            cur.execute(
-                "SELECT id FROM work_workitem WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-                [item_ids],
-            )
-            cur.execute(
-                """
-                UPDATE work_workitem w SET open_slots = w.open_slots + f.n
-                FROM (SELECT id, count(*) AS n FROM unnest(%s::bigint[]) AS t(id) GROUP BY id) f
-                WHERE w.id = f.id
-                """,
-                [item_ids],
-            )
-    return len(item_ids)
 
 
 # --- the annotator's moves -----------------------------------------------------------------
@@ -437,15 +249,47 @@ def _locked(assignment: Assignment, *, campaign: bool = False) -> Assignment:
     return rows.get(pk=assignment.pk)
 
 
+_ITEM_ADD_SQL = """
+UPDATE work_workitem w SET open_slots = w.open_slots + %(slots)s,
+                           done_count = w.done_count + %(done)s
+FROM work_campaign c
+WHERE w.id = %(item)s AND c.id = w.campaign_id AND (%(slots)s >= 0 OR w.open_slots > 0)
+RETURNING w.campaign_id, w.done_count, c.overlap
+"""
+
+
+def _item_add(item_id: int, *, slots: int = 0, done: int = 0, submitted_on: date | None = None,
+              **counts: int) -> int | None:  # fmt: skip
+    """Move an item's open slots and done count and count the move in the campaign's
+    counters (plus `counts`), in the caller's transaction, after the assignment's own
+    write. Taking a slot (slots < 0) only happens while the item has one. Returns the
+    item's campaign id, or None when no slot was left to take."""
+    with connection.cursor() as cur:
+        cur.execute(_ITEM_ADD_SQL, {"slots": slots, "done": done, "item": item_id})
+        row = cur.fetchone()
+    if row is None:
+        return None
+    campaign_id, done_now, overlap = row
+    complete = int(done_now >= overlap) - int(done_now - done >= overlap)
+    if slots > 0:
+        items_reopened(item_ids=[item_id])
+    count_item(
+        campaign_id=campaign_id,
+        item_id=item_id,
+        submitted_on=submitted_on,
+        open_slots=slots,
+        items_complete=complete,
+        **counts,
+    )
+    return int(campaign_id)
+
+
 def _hold_slot(locked: Assignment, *, action: str) -> None:
     """Let the owner of a reclaimed lease go on when the item still has a free slot."""
     if locked.status == AssignmentStatus.LEASED:
         return
     if locked.status == AssignmentStatus.EXPIRED:
-        taken = WorkItem.objects.filter(pk=locked.item_id, open_slots__gt=0).update(
-            open_slots=F("open_slots") - 1
-        )
-        if taken:
+        if _item_add(locked.item_id, slots=-1, expired=-1, leased=1) is not None:
             locked.status = AssignmentStatus.LEASED
             return
         raise AssignmentStateError(
@@ -478,15 +322,6 @@ def assignment_heartbeat(
     return locked
 
 
-_SUBMIT_SQL = """
-WITH done AS (
-    UPDATE work_assignment SET status = 'submitted', submitted_at = %s, active_seconds = %s
-    WHERE id = %s RETURNING item_id
-)
-UPDATE work_workitem w SET done_count = w.done_count + 1 FROM done WHERE w.id = done.item_id
-"""
-
-
 def assignment_submit(*, assignment: Assignment, active_seconds: int | None = None) -> Assignment:
     """Mark the work submitted; call inside the caller's transaction with the saved work.
 
@@ -500,8 +335,16 @@ def assignment_submit(*, assignment: Assignment, active_seconds: int | None = No
         _hold_slot(locked, action="submit")
         locked.status = AssignmentStatus.SUBMITTED
         locked.submitted_at = timezone.now()
-        with connection.cursor() as cur:
-            cur.execute(_SUBMIT_SQL, [locked.submitted_at, locked.active_seconds, locked.pk])
+        locked.save(update_fields=["status", "submitted_at", "active_seconds"])
+        day = count_day(locked.submitted_at)
+        campaign_id = _item_add(locked.item_id, done=1, submitted_on=day, leased=-1, submitted=1)
+        assert campaign_id is not None  # the item row is there: the assignment points at it
+        count_annotator(
+            campaign_id=campaign_id,
+            annotator_id=locked.annotator_id,
+            items=1,
+            active_seconds=locked.active_seconds,
+        )
     return locked
 
 
@@ -520,11 +363,14 @@ def assignment_skip(*, assignment: Assignment, reason: str = "") -> Assignment:
         locked = _locked(assignment)
         if locked.status not in (AssignmentStatus.LEASED, AssignmentStatus.EXPIRED):
             raise AssignmentStateError(f"cannot skip: the assignment is {locked.status}")
-        if locked.status == AssignmentStatus.LEASED:
-            WorkItem.objects.filter(pk=locked.item_id).update(open_slots=F("open_slots") + 1)
+        was = locked.status
         locked.status = AssignmentStatus.SKIPPED
         locked.skip_reason = reason
         locked.save(update_fields=["status", "skip_reason"])
+        if was == AssignmentStatus.LEASED:
+            _item_add(locked.item_id, slots=1, leased=-1, skipped=1)
+        else:
+            _item_add(locked.item_id, expired=-1, skipped=1)
     return locked
 
 
@@ -534,9 +380,11 @@ def assignment_release(*, assignment: Assignment) -> None:
         locked = _locked(assignment)
         if locked.status not in (AssignmentStatus.LEASED, AssignmentStatus.EXPIRED):
             raise AssignmentStateError(f"cannot release: the assignment is {locked.status}")
-        if locked.status == AssignmentStatus.LEASED:
-            WorkItem.objects.filter(pk=locked.item_id).update(open_slots=F("open_slots") + 1)
         locked.delete()
+        if locked.status == AssignmentStatus.LEASED:
+            _item_add(locked.item_id, slots=1, leased=-1)
+        else:
+            _item_add(locked.item_id, expired=-1)
 
 
 # --- review --------------------------------------------------------------------------------
@@ -566,42 +414,57 @@ def assignment_verdict(
         locked.reviewed_at = timezone.now()
         locked.review_reason = reason
         locked.save(update_fields=["status", "reviewed_by", "reviewed_at", "review_reason"])
-        if not accept:
-            WorkItem.objects.filter(pk=locked.item_id).update(
-                open_slots=F("open_slots") + 1, done_count=F("done_count") - 1
-            )
+        if accept:
+            campaign_id = _item_add(locked.item_id, submitted=-1, accepted=1)
+        else:
+            campaign_id = _item_add(locked.item_id, slots=1, done=-1, submitted=-1, rejected=1)
+        assert campaign_id is not None
+        count_annotator(
+            campaign_id=campaign_id,
+            annotator_id=locked.annotator_id,
+            accepted=int(accept),
+            rejected=int(not accept),
+        )
     return locked
+
+
+_ACCEPT_SQL = """
+UPDATE work_assignment SET status = 'accepted', reviewed_by_id = %(reviewer)s,
+                           reviewed_at = %(now)s, review_reason = %(note)s
+WHERE id = ANY(%(ids)s::bigint[]) AND status = 'submitted'
+  AND (%(reviewer)s::bigint IS NULL OR annotator_id <> %(reviewer)s)
+RETURNING id, item_id
+"""
+
+
+def _accept(assignment_ids: Sequence[int], reviewer: User | None, note: str) -> int:
+    params = {
+        "ids": list(assignment_ids),
+        "reviewer": reviewer.pk if reviewer is not None else None,
+        "now": timezone.now(),
+        "note": note,
+    }
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(_ACCEPT_SQL, params)
+        rows = cur.fetchall()
+        count_items(item_ids=[item_id for _, item_id in rows], submitted=-1, accepted=1)
+        count_annotators_accepted(assignment_ids=[pk for pk, _ in rows])
+    return len(rows)
 
 
 def assignments_accept_bulk(*, assignment_ids: Sequence[int], reviewer: User) -> int:
     """Accept many submissions in one statement (the reviewer's "accept all shown").
 
-    Skips ids that are not submitted or are the reviewer's own; acceptance changes no
-    counters. The caller checks the reviewer's campaigns. Returns how many were accepted.
+    Skips ids that are not submitted or are the reviewer's own. The caller checks the
+    reviewer's campaigns. Returns how many were accepted.
     """
-    return (
-        Assignment.objects.filter(pk__in=list(assignment_ids), status=AssignmentStatus.SUBMITTED)
-        .exclude(annotator=reviewer)
-        .update(
-            status=AssignmentStatus.ACCEPTED,
-            reviewed_by=reviewer,
-            reviewed_at=timezone.now(),
-            review_reason="",
-        )
-    )
+    return _accept(assignment_ids, reviewer, "")
 
 
 def assignments_accept_agreed(*, assignment_ids: Sequence[int], note: str = "") -> int:
     """Accept submissions that a quality check passed (annotators agreed), with no reviewer.
 
     Call inside the transaction that stored the check, holding the assignments' row
-    locks; acceptance changes no counters. Returns how many were accepted.
+    locks. Returns how many were accepted.
     """
-    return Assignment.objects.filter(
-        pk__in=list(assignment_ids), status=AssignmentStatus.SUBMITTED
-    ).update(
-        status=AssignmentStatus.ACCEPTED,
-        reviewed_by=None,
-        reviewed_at=timezone.now(),
-        review_reason=note,
-    )
+    return _accept(assignment_ids, None, note)

@@ -61,7 +61,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if request.GET.get("campaign", "").isdigit():
         campaign = selectors.campaign_get(campaign_id=int(request.GET["campaign"]))
     campaigns = list(Campaign.objects.order_by("-active", "-priority", "id"))
-    progress = [(c, selectors.campaign_progress(campaign=c)) for c in campaigns]
+    figures = selectors.campaigns_progress(campaigns=campaigns)
+    progress = [(c, figures[c.pk]) for c in campaigns]
     points = selectors.completions_by_day(campaign=campaign, days=CHART_DAYS)
     context = {
         "progress": progress,

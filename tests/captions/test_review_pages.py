@@ -40,7 +40,9 @@ def test_a_reviewer_sees_the_queue_and_accepts(cast, client, submitted: Recordin
     index = client.get("/captions/review/").content.decode()
     assert "campaign review" in index and "1 waiting" in index
     page = client.get(f"/captions/review/{submitted.campaign_id}/").content.decode()
-    assert f"/media/{submitted.storage_key}" in page and "owner" in page
+    # Players get the seekable copy made at upload; the original stays stored.
+    assert submitted.playback_key.endswith(".play.webm")
+    assert f'src="/media/{submitted.playback_key}"' in page and "owner" in page
     assert ">Accept</button>" in page and ">Reject</button>" in page
     assert " style=" not in page
     answer = verdict(client, submitted, "accept")
@@ -174,27 +176,19 @@ def test_a_rejected_llm_edit_shows_its_reasons(
 def test_the_api_says_when_the_local_llm_is_still_converting(
     cast, api_as, submitted: Recording, settings
 ) -> None:
-    """The endpoint's /health (a stand-in answering like a server still converting: the
-    outside service's state is what is injected) reaches the annotator as a note."""
-    import json
+    """The LLM server's /health while it converts its weights (the real server, bound
+    before any model is loaded) reaches the annotator as a note with the progress."""
     import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from django.core.cache import cache
 
-    class Loading(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"status": "loading", "stage": "converting", "done": 40,
-                               "total": 272, "elapsed_seconds": 12.0}).encode()  # fmt: skip
-            self.send_response(503)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    from model_service.serve import loading
+    from model_service.serve.server import ModelServer, ServeSettings
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Loading)
+    progress = loading.LoadProgress()
+    progress.stage(loading.CONVERTING, total=272, unit="tensors")
+    progress.advance(40)
+    server = ModelServer.loading(("127.0.0.1", 0), ServeSettings("m", "llm"), progress)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         settings.OPENAI_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}/v1"
@@ -203,10 +197,15 @@ def test_the_api_says_when_the_local_llm_is_still_converting(
         Recording.objects.filter(pk=submitted.pk).update(status="transcribed")
         url = f"/api/v1/captions/recordings/{submitted.pk}/"
         note = api_as(cast.owner).get(url).json()["processing_note"]
-        assert "starting for the first time (converting, 40/272 tensors, 12 s" in note
+        assert "starting for the first time (converting GGUF (one-time): weights, " in note
+        assert "40/272 tensors, " in note and "s so far" in note and "150 s" in note
+        progress.stage(loading.LOADING)
+        cache.clear()
+        note = api_as(cast.owner).get(url).json()["processing_note"]
+        assert note.startswith("The language model is loading (loading the weights, ")
         settings.CAPTION_LLM = "auto"  # rules only with the bundled model: nothing to wait for
         assert api_as(cast.owner).get(url).json()["processing_note"] is None
     finally:
         server.shutdown()
-        server.server_close()
+        server.close()
         cache.clear()

@@ -47,6 +47,7 @@ def randomised(model: MolmoModel) -> MolmoModel:
     return model.eval()
 
 
+@pytest.mark.slow  # 24 s on 2 loaded cores
 def test_save_load_identical_outputs(tmp_path: Path) -> None:
     model = randomised(MolmoModel(CFG, seed=3))
     save(tmp_path / "ck", model, CFG, extra={"step": 5})

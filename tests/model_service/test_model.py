@@ -87,6 +87,7 @@ def test_forward_backward_with_padded_crops() -> None:
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
+@pytest.mark.slow  # trains or decodes on CPU: 11-170 s on 2 loaded cores
 def test_loss_falls_when_overfitting_one_batch() -> None:
     m = MolmoModel(CFG, seed=0).train()
     batch = collate([example(70, 100, " the cat sat")])
@@ -149,6 +150,7 @@ def test_residual_dropout_only_on_response_tokens() -> None:
     assert not torch.allclose(out[0, first:], reference[0, first:])
 
 
+@pytest.mark.slow  # trains or decodes on CPU: 11-170 s on 2 loaded cores
 def test_legacy_pad_mask_shift_uses_next_crop_masks(model: MolmoModel) -> None:
     batch = collate([example(40, 160, " x"), example(160, 40, " y", seed=2)])
     real = batch["image_masks"][:, :, 0] != -1  # [B, N]
@@ -176,6 +178,7 @@ def test_legacy_pad_mask_shift_uses_next_crop_masks(model: MolmoModel) -> None:
     assert not torch.allclose(got[real], plain[real])
 
 
+@pytest.mark.slow  # trains or decodes on CPU: 11-170 s on 2 loaded cores
 def test_generate_matches_uncached_greedy_and_handles_padding(model: MolmoModel) -> None:
     prompts = [example(70, 100, " User: hi Assistant:"), example(30, 60, " Q:", seed=3)]
     batch = collate(prompts)

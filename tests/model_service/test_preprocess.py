@@ -86,7 +86,15 @@ def test_token_layout_global_block_first() -> None:
     np.testing.assert_array_equal(out.pooled_index[0], 1 + np.arange(144) + np.arange(144) // 12)
 
 
-@pytest.mark.parametrize(("h", "w"), [(480, 640), (1600, 400), (700, 2000), (900, 900)])
+@pytest.mark.parametrize(
+    ("h", "w"),
+    [
+        (480, 640),
+        pytest.param(1600, 400, marks=pytest.mark.slow),  # large images: seconds each
+        pytest.param(700, 2000, marks=pytest.mark.slow),
+        (900, 900),
+    ],
+)
 def test_kept_features_tile_resized_image_once(h: int, w: int) -> None:
     """Place every kept pooled cell by crop geometry (crop (i, j) starts at pooled cell
     (i*8, j*8) of the resized image) and check the merged grid is covered exactly once,

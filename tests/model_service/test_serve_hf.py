@@ -151,6 +151,7 @@ def ask(client: openai.OpenAI, image: Image.Image, question: str, **extra: Any) 
     )  # fmt: skip
 
 
+@pytest.mark.slow  # builds transformers VLMs: 30-200 s on 2 loaded cores
 def test_a_transformers_vlm_folder_answers_as_transformers_does(
     llava_folder: Path, llava_server: str
 ) -> None:
@@ -203,6 +204,7 @@ def tiny_molmo2() -> tuple[Any, Any]:
     return model, word_tokenizer(image_words, TEMPLATE)
 
 
+@pytest.mark.slow  # builds transformers VLMs: 30-200 s on 2 loaded cores
 def test_molmo2_decodes_through_the_backend_as_its_own_generate() -> None:
     model, tokenizer = tiny_molmo2()
     backend = VisionBackend(model, tokenizer)

@@ -75,3 +75,46 @@ def test_caption_llm_and_thresholds_are_checked_at_start() -> None:
     for name in ("SUMMARY_MIN_RECALL", "ASR_UNCERTAIN_BELOW"):
         wrong = _production(**{name: "2"})
         assert wrong.returncode != 0 and name in wrong.stderr
+
+
+def test_the_launchers_local_model_names_are_the_presets_served_names() -> None:
+    from model_service.llm_models import PRESETS
+
+    served = {key: preset.served_name for key, preset in PRESETS.items()}
+    assert served == runtime.LOCAL_LLM_NAMES
+
+
+def test_a_local_preset_sets_the_name_the_pipeline_sends(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("LLM_MODEL", raising=False)
+    services = runtime.Services(database_url="postgres://x/db", redis_url="redis://x/0")
+    env = runtime._child_env(services, tmp_path, 8000)
+    assert (env["LLM_LOCAL_MODEL"], env["LLM_MODEL"]) == ("smollm2", "SmolLM2-135M-Instruct")
+
+    monkeypatch.setenv("LLM_LOCAL_MODEL", "qwen2.5-coder-0.5b")
+    env = runtime._child_env(services, tmp_path, 8000)
+    assert env["LLM_MODEL"] == "Qwen2.5-Coder-0.5B-Instruct"
+    command = parse_procfile(runtime.PROCFILE.read_text()).processes[runtime.LOCAL_LLM_PROCESS]
+    assert '--model "${LLM_LOCAL_MODEL:-smollm2}"' in command
+    assert '--name "${LLM_MODEL:-SmolLM2-135M-Instruct}"' in command
+
+    monkeypatch.setenv("LLM_LOCAL_MODEL", "gpt-9")
+    with pytest.raises(runtime.LauncherError, match="LLM_LOCAL_MODEL must be one of"):
+        runtime._child_env(services, tmp_path, 8000)
+
+
+def test_gunicorns_control_socket_stays_with_the_stacks_state(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("GUNICORN_CONTROL_SOCKET", raising=False)
+    services = runtime.Services(database_url="postgres://x/db", redis_url="redis://x/0")
+    one = runtime._child_env(services, tmp_path / "one", 8000)["GUNICORN_CONTROL_SOCKET"]
+    two = runtime._child_env(services, tmp_path / "two", 8001)["GUNICORN_CONTROL_SOCKET"]
+    assert one == str(tmp_path / "one" / "gunicorn.ctl") and one != two
+    deep = tmp_path / ("d" * 120)
+    far = runtime._child_env(services, deep, 8002)["GUNICORN_CONTROL_SOCKET"]
+    assert len(far) <= 100 and far.endswith("gunicorn.ctl")  # fits a unix socket's path
+    web = parse_procfile(runtime.PROCFILE.read_text()).processes["web"]
+    assert "--control-socket" in web and "GUNICORN_CONTROL_SOCKET" in web

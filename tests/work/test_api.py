@@ -161,11 +161,11 @@ def test_review_queue_and_bulk_accept(cast, submitted, api_as):
     assert Assignment.objects.get(pk=submitted.pk).status == AssignmentStatus.ACCEPTED
 
 
-def test_progress_for_reviewers_and_admins_only(cast, submitted, api_as):
+def test_progress_for_reviewers_and_admins_only(cast, leased, api_as):
     from annotator_app.work.services import assignment_heartbeat
 
+    submitted = assignment_submit(assignment=leased, active_seconds=1800)
     cid = submitted.item.campaign_id
-    Assignment.objects.filter(pk=submitted.pk).update(active_seconds=1800)
     assignment_heartbeat(assignment=assignment_next(user=cast.other))  # type: ignore[arg-type]
     url = f"{API}/campaigns/{cid}/progress/"
     for attacker in (cast.owner, cast.other):

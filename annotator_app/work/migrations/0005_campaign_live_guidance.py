@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('work', '0003_campaign_collection_method_assignment_skip_reason'),
+        ('work', '0004_claim_cursors_and_counters'),
     ]
 
     operations = [

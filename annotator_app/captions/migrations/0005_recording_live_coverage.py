@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('captions', '0003_summary_fallback_flags'),
+        ('captions', '0004_recording_playback_key'),
     ]
 
     operations = [
