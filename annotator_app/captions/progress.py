@@ -26,7 +26,8 @@ from annotator_app.captions.models import (
     SummaryStatus,
     Transcript,
 )
-from annotator_app.work.models import Assignment, AssignmentStatus, Campaign, WorkItem
+from annotator_app.work.models import Campaign
+from annotator_app.work.selectors import annotator_progress, campaign_progress
 
 # Recent rows whose stage times make the typical figure, and how long it is cached.
 HISTORY_ROWS = 20
@@ -45,23 +46,18 @@ STAGE_LABELS = {
 class CaptureProgress:
     described: int  # this annotator's submissions in the campaign, whatever their verdict
     accepted: int
-    left: int  # other open items of the campaign this annotator never had
+    left: int  # descriptions the campaign still wants (its open slots, any annotator's)
 
 
-_DESCRIBED = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED)
+def capture_progress(*, user: Any, campaign: Campaign) -> CaptureProgress:
+    """How far this annotator is in `campaign`, for the capture page's header.
 
-
-def capture_progress(*, user: Any, campaign: Campaign, current_item_id: int) -> CaptureProgress:
-    """How far this annotator is in `campaign`, for the capture page's header."""
-    own = Assignment.objects.filter(annotator_id=user.pk, item__campaign=campaign)
-    described = own.filter(status__in=_DESCRIBED).count()
-    accepted = own.filter(status=AssignmentStatus.ACCEPTED).count()
-    left = (
-        WorkItem.objects.filter(campaign=campaign, open_slots__gt=0)
-        .exclude(assignments__annotator_id=user.pk)
-        .exclude(pk=current_item_id)
-        .count()
-    )
+    Read from the work engine's counter rows (annotator_app/work/counters.py), so the
+    cost does not grow with the campaign or the annotator's history."""
+    own = annotator_progress(campaign=campaign, annotator=user)
+    described = own[0].items if own else 0
+    accepted = own[0].accepted if own else 0
+    left = campaign_progress(campaign=campaign).remaining
     return CaptureProgress(described=described, accepted=accepted, left=left)
 
 

@@ -78,9 +78,7 @@ def capture(request: HttpRequest) -> HttpResponse:
         "upload_url": reverse("captions-api:recordings"),
         "heartbeat_url": reverse("work-api:heartbeat", kwargs={"assignment_id": assignment.pk}),
         "skip_url": reverse("work-api:skip", kwargs={"assignment_id": assignment.pk}),
-        "progress": capture_progress(
-            user=user, campaign=campaign, current_item_id=assignment.item_id
-        ),
+        "progress": capture_progress(user=user, campaign=campaign),
     }
     if campaign.live_guidance:  # P12: the live module's container (frontend/src/live.ts)
         context["live_url"] = reverse("captions-api:live", kwargs={"assignment_id": assignment.pk})

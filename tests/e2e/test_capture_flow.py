@@ -33,7 +33,7 @@ def test_pause_and_resume_within_one_take_counts_spoken_time_only(  # type: igno
     page, problems = open_page(mic_browser(speech_wav), "owner", "pw-owner-123")
     expect(page.locator("[data-campaign-name]")).to_have_text("e2e capture")
     expect(page.locator("[data-capture-progress]")).to_contain_text(
-        "You have described 0 images here; 1 more after this one."
+        "You have described 0 images here; the campaign still wants 1 more."
     )
     pause = page.get_by_role("button", name="Pause")
     expect(pause).to_be_disabled()
@@ -106,7 +106,10 @@ def test_skip_needs_a_reason_and_frees_the_item(  # type: ignore[no-untyped-def]
     following = int(page.locator("[data-capture]").get_attribute("data-assignment-id") or 0)
     assert following != assignment_id
     assert Assignment.objects.get(pk=following).item_id != skipped.item_id
-    expect(page.locator("[data-capture-progress]")).to_contain_text("this is the last one for now")
+    # The skipped image still wants a description, from someone else.
+    expect(page.locator("[data-capture-progress]")).to_contain_text(
+        "the campaign still wants 1 more"
+    )
     _clean(page, problems)
 
 
