@@ -45,6 +45,9 @@ class Recording(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="recordings")
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="recordings")
     storage_key = models.CharField(max_length=200, unique=True)
+    # A remuxed copy with a duration and a seek index (browser WebM has neither); players
+    # get it when set, the original stays as uploaded. Empty: none made (or not needed).
+    playback_key = models.CharField(max_length=200, blank=True, default="", db_default="")
     mime_type = models.CharField(max_length=64)
     size_bytes = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)

@@ -5,6 +5,8 @@ Every variable is listed in the README's configuration table.
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -49,6 +51,7 @@ INSTALLED_APPS = [
     "annotator_app.ama",
     "annotator_app.exports",
     "annotator_app.demo",
+    "annotator_app.training",
 ]
 
 MIDDLEWARE = [
@@ -160,6 +163,7 @@ CELERY_TASK_ROUTES = {
     "catalog.import_job_run": {"queue": "default"},
     "catalog.import_jobs_sweep": {"queue": "default"},
     "exports.run": {"queue": "default"},
+    "exports.sweep": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE["captions-pipeline-sweep"] = {
     "task": "captions.pipeline_sweep",
@@ -171,6 +175,17 @@ CELERY_VISIBILITY_TIMEOUT = env_int(
 )
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TASK_ALWAYS_EAGER = False
+
+# --- training from exports (annotator_app/training; README "Training from an export") ----
+# Runs write to TRAINING_RUNS_DIR/train-run-<id>; an export folder an admin names must
+# resolve inside one of TRAINING_EXPORT_ROOTS. The task runs on queue `gpu`.
+TRAINING_RUNS_DIR = Path(env_str("TRAINING_RUNS_DIR", str(VAR_DIR / "runs")))
+TRAINING_EXPORT_ROOTS = [Path(p) for p in env_list("TRAINING_EXPORT_ROOTS", [str(VAR_DIR)])]
+TRAINING_PYTHON = env_str("TRAINING_PYTHON", sys.executable)
+TRAINING_EXTRA_ARGS = shlex.split(env_str("TRAINING_EXTRA_ARGS", ""))
+TRAINING_POLL_SECONDS = env_float("TRAINING_POLL_SECONDS", 5.0)
+TRAINING_TIME_LIMIT = env_int("TRAINING_TIME_LIMIT", 7 * 24 * 3600)
+CELERY_TASK_ROUTES["training.run"] = {"queue": "gpu"}
 
 # --- language model (pipelines/llm.py; README "Language model") --------------------------
 # Any OpenAI-compatible server; the default is the local one `make run` starts
@@ -422,6 +437,10 @@ EXPORT_SIGNED_URL_SECONDS = env_int("EXPORT_SIGNED_URL_SECONDS", 7 * 24 * 3600)
 EXPORT_LICENSE = env_str("EXPORT_LICENSE", "odc-by")
 # Hard time limit of the export job, in seconds (soft: 30 s less).
 EXPORT_TIME_LIMIT = env_int("EXPORT_TIME_LIMIT", 6 * 3600)
+CELERY_BEAT_SCHEDULE["exports-sweep"] = {
+    "task": "exports.sweep",
+    "schedule": float(PIPELINE_SWEEP_SECONDS),
+}
 # Salt of the anonymised annotator ids of full exports (stable across snapshots).
 EXPORT_ANNOTATOR_SALT = env_str("EXPORT_ANNOTATOR_SALT", SECRET_KEY)
 if not 1 <= EXPORT_SIGNED_URL_SECONDS <= 7 * 24 * 3600:

@@ -8,6 +8,7 @@ import "./ama";
 import "./admin/labelPrompts";
 import "./admin/importProgress";
 import "./admin/exports";
+import "./review/captions";
 
 export { apiFetch, readCookie };
 
