@@ -306,11 +306,14 @@ class MolmoModel(nn.Module):
         response_mask: torch.Tensor | None = None,
         cache: Any = None,
         key_segment_ids: torch.Tensor | None = None,
+        logits_at: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits [B, L, n_logits] for a batch laid out as in CONTRACT.md.
 
         `cache` (a transformers DynamicCache) and `key_segment_ids` ([B, cached + L], the
-        segments of every key) are only used by `generate`.
+        segments of every key) are only used by `generate`. `logits_at` ([B, L] bool, the
+        training loss positions) returns logits [T, n_logits] of those positions only:
+        the vocabulary projection of every other position would be computed for nothing.
         """
         b, length = input_ids.shape
         if position_ids is None:
@@ -331,7 +334,9 @@ class MolmoModel(nn.Module):
         }
         for layer in self.llm.layers:
             x = self._block(layer, x, attn, response_mask)
-        return self.logits_from_hidden(self.llm.norm(x))  # [B, L, n_logits]
+        if logits_at is not None:
+            x = x[logits_at]  # [T, d]
+        return self.logits_from_hidden(self.llm.norm(x))  # [B, L, n_logits] or [T, n_logits]
 
     # --------------------------------------------------------------- construction
 

@@ -183,10 +183,12 @@ class Trainer:
         self.autocast = info.device.type == "cuda"  # bf16 on GPUs, plain fp32 on CPU
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits [T, n_logits] of the batch's loss positions (labels != -100), in order."""
         inputs = {k: v.to(self.info.device) for k, v in batch.items() if k != "labels"}
         labels = batch["labels"].to(self.info.device)
         if self.cfg.stage_defaults().dropout_on_response_only:
             inputs["response_mask"] = response_mask(labels)
+        inputs["logits_at"] = labels != IGNORE_INDEX
         ctx = (
             torch.autocast("cuda", dtype=torch.bfloat16)
             if self.autocast
@@ -206,8 +208,9 @@ class Trainer:
         totals = torch.zeros(4, dtype=torch.float64)
         for i, batch in enumerate(micro_batches):
             self._set_grad_sync(i == len(micro_batches) - 1)
-            logits = self._forward(batch)
-            sums = loss_sums(logits, batch["labels"].to(logits.device), self.cfg.z_loss)
+            logits = self._forward(batch)  # [T, V]: the loss positions only
+            labels = batch["labels"].to(logits.device)
+            sums = loss_sums(logits, labels[labels != IGNORE_INDEX], self.cfg.z_loss)
             ((sums.ce + sums.z) / divisor).backward()
             real = float((batch["segment_ids"] >= 0).sum())
             totals += torch.tensor([sums.ce.item(), sums.z.item(), sums.tokens, real])

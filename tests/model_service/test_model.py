@@ -105,6 +105,16 @@ def test_loss_falls_when_overfitting_one_batch() -> None:
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_logits_at_gives_the_full_logits_of_those_positions_only(model: MolmoModel) -> None:
+    batch = collate([example(70, 100, " hello there"), example(30, 30, " a cat", seed=1)])
+    where = batch["segment_ids"] > 0  # the text positions of both rows
+    with torch.no_grad():
+        full = model(**batch)
+        picked = model(**batch, logits_at=where)
+    assert picked.shape == (int(where.sum()), CFG.llm.n_logits)
+    torch.testing.assert_close(picked, full[where], rtol=0, atol=1e-5)
+
+
 def test_annotation_cannot_see_other_annotation(model: MolmoModel) -> None:
     a = collate([example(70, 100, " first note", " second")])
     b = collate([example(70, 100, " FIRST NOTE", " second")])

@@ -93,3 +93,14 @@ def test_model_services_run_the_model_service_entry_points_on_gpus(tmp_path: Pat
         [device] = _gpus(services[name])
         assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
     assert trainer["profiles"] == ["train"] and services["vllm"]["profiles"] == ["vllm"]
+
+
+def test_training_runs_from_the_admin_have_a_gpu_worker(tmp_path: Path) -> None:
+    worker = _services(tmp_path)["worker-gpu"]
+    assert "--queues gpu" in _command(worker) and "--concurrency 1" in _command(worker)
+    [device] = _gpus(worker)
+    assert device["capabilities"] == ["gpu"]
+    env = worker["environment"]
+    assert (env["TRAINING_RUNS_DIR"], env["TRAINING_EXPORT_ROOTS"]) == ("/runs", "/exports")  # type: ignore[index]
+    volumes = " ".join(map(str, worker["volumes"]))  # type: ignore[call-overload]
+    assert "runs:/runs:rw" in volumes and "exports:/exports:ro" in volumes
