@@ -79,6 +79,9 @@ RECORDING = pa.struct(
         ("active_seconds", pa.int64()),
         ("submitted_at", pa.string()),
         ("status", pa.string()),
+        # P12: the live guidance's coverage of the seven questions at submit, as JSON
+        # text (pipelines.coverage.Coverage.to_dict() plus live_seconds); null when off.
+        ("live_coverage", pa.string()),
     ]
 )
 CAP_FULL_EXTRA = [
