@@ -112,7 +112,7 @@ class Annotators:
             campaign_update(campaign=self.campaign, images=[*self.campaign.images.all(), image])
         assignment = assignment_next(user=user, kind="ama", campaign=self.campaign)
         assert assignment is not None
-        client = Client()
+        client = Client(HTTP_HOST="localhost")
         client.force_login(user)
         return client, session_for_assignment(assignment=assignment)
 

@@ -3,13 +3,21 @@
 The rules: the magic bytes must name one of the containers browsers record into (WebM/
 Matroska, Ogg, MP4, WAV, MP3) and the demuxer is then forced to that one (no probing,
 so no playlist demuxer ever follows a URL hidden in the bytes); the file must hold
-exactly one kind of stream, audio; every packet is demuxed and a sample of packets (the
-first, the last and some in between) must decode. The duration comes from the packet
-timestamps, never from a header: Chrome's MediaRecorder writes WebM without one.
+exactly one kind of stream, audio, at a sample rate plausible for speech; every packet
+is demuxed and a sample of packets (the first, the last and some in between) must
+decode.
+
+The duration is the number of samples the audio decodes to, divided by the rate they
+decode at: never a header's duration, never packet timestamps (a file can stretch its
+timestamps, or declare a tiny sample rate, to make seconds of speech pass as minutes;
+Chrome's MediaRecorder writes WebM without a duration anyway). Opus packets say how many
+samples they hold in their first bytes (RFC 6716, section 3.1), so they are counted
+without decoding them all; other codecs are decoded in full.
 
 Demuxing everything is cheap (about 10 ms for 90 s of Opus); decoding everything is
-not (about 140 ms), which is why only a sample is decoded here. The ASR stage decodes
-the whole file later and fails the recording if a middle packet is corrupt.
+not (about 140 ms, quiet machine), which is why only a sample of Opus is decoded here.
+The ASR stage decodes the whole file later and fails the recording if a middle packet
+is corrupt.
 """
 
 from __future__ import annotations
@@ -18,7 +26,6 @@ import hashlib
 import io
 from collections import deque
 from dataclasses import dataclass
-from fractions import Fraction
 
 import av
 
@@ -31,6 +38,11 @@ CONTAINERS: dict[str, tuple[str, str, str]] = {
     "wav": ("wav", "audio/wav", "wav"),
     "mp3": ("mp3", "audio/mpeg", "mp3"),
 }
+
+# Sample rates a speech recording may declare (telephone 8 kHz to studio 96 kHz).
+DEFAULT_MIN_SAMPLE_RATE = 8_000
+DEFAULT_MAX_SAMPLE_RATE = 96_000
+OPUS_RATE = 48_000  # Opus always decodes at 48 kHz, whatever the header says
 
 # Packets decoded from each end, and the stride of those decoded in between.
 HEAD_PACKETS = 25
@@ -88,6 +100,32 @@ def _describe_unknown(data: bytes) -> str:
     return "an unknown format"
 
 
+def opus_packet_samples(packet: bytes) -> int:
+    """Samples (at 48 kHz) one Opus packet decodes to, from its TOC byte (RFC 6716 3.1)."""
+    if not packet:
+        raise AudioRejected("the audio holds an empty Opus packet")
+    toc = packet[0]
+    config = toc >> 3
+    if config < 12:  # SILK: 10, 20, 40, 60 ms
+        frame = (480, 960, 1920, 2880)[config % 4]
+    elif config < 16:  # hybrid: 10, 20 ms
+        frame = (480, 960)[config % 2]
+    else:  # CELT: 2.5, 5, 10, 20 ms
+        frame = (120, 240, 480, 960)[config % 4]
+    code = toc & 0x03
+    if code == 0:
+        frames = 1
+    elif code in (1, 2):
+        frames = 2
+    else:
+        if len(packet) < 2 or not packet[1] & 0x3F:
+            raise AudioRejected("the audio holds a malformed Opus packet")
+        frames = packet[1] & 0x3F
+    if frames * frame > OPUS_RATE * 120 // 1000:
+        raise AudioRejected("the audio holds an Opus packet longer than 120 ms")
+    return frames * frame
+
+
 def _decode_ok(stream: av.audio.stream.AudioStream, packet: av.Packet) -> int:
     """Decode one packet; the number of samples it gave. Raises AudioRejected."""
     try:
@@ -96,7 +134,13 @@ def _decode_ok(stream: av.audio.stream.AudioStream, packet: av.Packet) -> int:
         raise AudioRejected(f"the audio does not decode ({exc.__class__.__name__})") from None
 
 
-def inspect_audio(data: bytes, *, max_bytes: int) -> AudioInfo:
+def inspect_audio(
+    data: bytes,
+    *,
+    max_bytes: int,
+    min_sample_rate: int = DEFAULT_MIN_SAMPLE_RATE,
+    max_sample_rate: int = DEFAULT_MAX_SAMPLE_RATE,
+) -> AudioInfo:
     """Check `data` as audio and measure it; AudioRejected says what is wrong."""
     if not data:
         raise AudioRejected("the audio file is empty")
@@ -116,60 +160,69 @@ def inspect_audio(data: bytes, *, max_bytes: int) -> AudioInfo:
             f"the file looks like {container} but cannot be read ({exc.__class__.__name__})"
         ) from None
     with handle:
-        return _measure(handle, data=data, container=container, mime=mime_type, ext=extension)
+        stream = _audio_stream(handle, min_rate=min_sample_rate, max_rate=max_sample_rate)
+        samples, rate = _count_samples(handle, stream)
+        return AudioInfo(
+            sha256=hashlib.sha256(data).hexdigest(),
+            size_bytes=len(data),
+            container=container,
+            mime_type=mime_type,
+            extension=extension,
+            codec=stream.codec_context.name,
+            sample_rate=rate,
+            channels=int(stream.codec_context.channels or 0),
+            duration_seconds=round(samples / rate, 3),
+        )
 
 
-def _measure(
-    handle: av.container.InputContainer, *, data: bytes, container: str, mime: str, ext: str
-) -> AudioInfo:
+def _audio_stream(
+    handle: av.container.InputContainer, *, min_rate: int, max_rate: int
+) -> av.audio.stream.AudioStream:
+    """The one audio stream, if the file holds nothing else and its rate is plausible."""
     if handle.streams.video or handle.streams.subtitles:
         raise AudioRejected("the file holds video or subtitles; upload audio only")
     if not handle.streams.audio:
         raise AudioRejected("the file holds no audio stream")
     stream = handle.streams.audio[0]
-    rate = stream.codec_context.sample_rate or stream.sample_rate or 0
-    time_base = stream.time_base or Fraction(1, rate or 1)
-    start: int | None = None
-    end = 0  # in time_base units: the largest pts + duration seen
+    rate = int(stream.codec_context.sample_rate or 0)
+    if not min_rate <= rate <= max_rate:
+        raise AudioRejected(
+            f"the audio declares a sample rate of {rate} Hz; speech is accepted at "
+            f"{min_rate} to {max_rate} Hz"
+        )
+    return stream
+
+
+def _count_samples(
+    handle: av.container.InputContainer, stream: av.audio.stream.AudioStream
+) -> tuple[int, int]:
+    """(samples, rate they decode at) over every packet; a sample of Opus is decoded."""
+    opus = stream.codec_context.name == "opus"
+    samples = 0
+    decoded = 0  # samples produced by the packets actually decoded
     count = 0
-    decoded_samples = 0
-    # The last packets, each with its decoded sample count (None: not decoded yet).
-    tail: deque[tuple[av.Packet, int | None]] = deque(maxlen=TAIL_PACKETS)
+    # The last Opus packets not decoded yet: decoded at the end, so the file's end is.
+    tail: deque[av.Packet] = deque(maxlen=TAIL_PACKETS)
     try:
         for packet in handle.demux(stream):
-            if packet.pts is None or packet.size == 0:
+            if packet.size == 0:
                 continue
-            start = packet.pts if start is None else min(start, packet.pts)
-            end = max(end, packet.pts + (packet.duration or 0))
-            samples = None
-            if count < HEAD_PACKETS or count % MIDDLE_STRIDE == 0:
-                samples = _decode_ok(stream, packet)
-                decoded_samples += samples
-            tail.append((packet, samples))
+            if not opus:
+                got = _decode_ok(stream, packet)
+                samples, decoded = samples + got, decoded + got
+            else:
+                samples += opus_packet_samples(bytes(packet))
+                if count < HEAD_PACKETS or count % MIDDLE_STRIDE == 0:
+                    decoded += _decode_ok(stream, packet)
+                else:
+                    tail.append(packet)
             count += 1
     except av.error.FFmpegError as exc:
         raise AudioRejected(f"the audio is corrupt ({exc.__class__.__name__})") from None
-    if count == 0 or start is None:
+    if count == 0:
         raise AudioRejected("the file holds no audio data")
-    last_samples = 0
-    for packet, samples in tail:
-        last_samples = _decode_ok(stream, packet) if samples is None else samples
-        decoded_samples += last_samples if samples is None else 0
-    if decoded_samples == 0:
+    for packet in tail:
+        decoded += _decode_ok(stream, packet)
+    if decoded == 0 or samples == 0:
         raise AudioRejected("the audio decodes to no samples")
-    last = tail[-1][0]
-    duration = float((end - start) * time_base)
-    if not last.duration and rate and last.pts is not None:
-        # Matroska blocks carry no duration: the last packet's length comes from decoding.
-        duration = float((last.pts - start) * time_base) + last_samples / rate
-    return AudioInfo(
-        sha256=hashlib.sha256(data).hexdigest(),
-        size_bytes=len(data),
-        container=container,
-        mime_type=mime,
-        extension=ext,
-        codec=stream.codec_context.name,
-        sample_rate=int(rate),
-        channels=int(stream.codec_context.channels or 0),
-        duration_seconds=round(max(duration, 0.0), 3),
-    )
+    return samples, OPUS_RATE if opus else int(stream.codec_context.sample_rate)

@@ -87,6 +87,7 @@ def render_card(facts: CardFacts) -> str:
     rows = [
         f"| `{c.name}` | `{c.type}` | {facts.column_notes.get(c.name, '')} |" for c in facts.schema
     ]
+    builder = "parquet" if facts.data_glob.endswith(".parquet") else "json"
     filters = ", ".join(f"{k}={json.dumps(v)}" for k, v in facts.filters.items()) or "none"
     body = [
         f"# {facts.title}",
@@ -121,7 +122,8 @@ def render_card(facts: CardFacts) -> str:
         f"- filters: {filters}",
         "- files and their SHA-256: `manifest.json`",
         "",
-        'Load it with `datasets.load_dataset("parquet", data_files=...)` or pyarrow.',
+        f"Load it with `datasets.load_dataset({json.dumps(builder)}, data_files=...)`"
+        + (" or pyarrow." if builder == "parquet" else "."),
         "",
     ]
     return "\n".join(header + body)

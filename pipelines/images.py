@@ -2,8 +2,10 @@
 
 The rules: the magic bytes must name one of the accepted formats (JPEG, PNG, WebP, GIF),
 the header's pixel count must stay under a limit before a single pixel is decoded (a
-decompression bomb is a tiny file declaring a huge canvas), and the first frame must then
-decode completely (a truncated file fails here). File names and declared content types
+decompression bomb is a tiny file declaring a huge canvas), an animation may hold at most
+`max_frames` frames and `max_total_pixels` decoded pixels over all of them (a GIF of a
+few kilobytes can hold thousands of frames), and the first frame must then decode
+completely (a truncated file fails here). File names and declared content types
 are never consulted: only the bytes decide.
 """
 
@@ -77,7 +79,19 @@ def _describe_unknown(data: bytes) -> str:
     return "an unknown format"
 
 
-def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
+# Defaults of the animation limits (the platform passes its settings).
+DEFAULT_MAX_FRAMES = 100
+DEFAULT_MAX_TOTAL_PIXELS = 100_000_000
+
+
+def inspect_image(
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    max_total_pixels: int = DEFAULT_MAX_TOTAL_PIXELS,
+) -> ImageInfo:
     """Check `data` by content and describe it; raise ImageRejected with the reason."""
     if not data:
         raise ImageRejected("empty file")
@@ -91,6 +105,13 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
         )
     mime, pillow_names = ACCEPTED_FORMATS[fmt]
     width, height = _read_header(data, fmt=fmt, pillow_names=pillow_names, max_pixels=max_pixels)
+    _count_frames(
+        data,
+        pillow_names=pillow_names,
+        frame_pixels=width * height,
+        max_frames=max_frames,
+        max_total_pixels=max_total_pixels,
+    )
     _decode_fully(data, pillow_names=pillow_names)
     return ImageInfo(
         sha256=hashlib.sha256(data).hexdigest(),
@@ -131,6 +152,47 @@ def _read_header(
     return width, height
 
 
+def _count_frames(
+    data: bytes,
+    *,
+    pillow_names: tuple[str, ...],
+    frame_pixels: int,
+    max_frames: int,
+    max_total_pixels: int,
+) -> None:
+    """Refuse animations with too many frames or too many decoded pixels in all.
+
+    Frames are counted by seeking, one at a time, with both limits checked at each, so
+    at most one frame past a limit is ever decoded: a GIF's frame count is in no
+    header, and Pillow's `n_frames` would walk every frame first. Every frame decodes
+    to a full canvas, so frames x width x height bounds the work.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=list(pillow_names)) as img:
+            if not getattr(img, "is_animated", False):
+                return
+            frames = 1
+            while True:
+                try:
+                    img.seek(frames)
+                except EOFError:
+                    return
+                frames += 1
+                if frames > max_frames:
+                    raise ImageRejected(
+                        f"animation refused: more than {max_frames} frames (the limit)"
+                    )
+                if frames * frame_pixels > max_total_pixels:
+                    raise ImageRejected(
+                        f"animation refused: {frames} or more frames of {frame_pixels} pixels "
+                        f"decode to over {max_total_pixels} pixels (the limit over all frames)"
+                    )
+    except ImageRejected:
+        raise
+    except Exception as exc:  # a corrupt later frame
+        raise ImageRejected(f"animation does not decode (truncated or corrupt): {exc}") from None
+
+
 def _decode_fully(data: bytes, *, pillow_names: tuple[str, ...]) -> None:
     """Decode the first frame completely; a truncated or corrupt file raises here."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:
@@ -145,3 +207,23 @@ def _decode_fully(data: bytes, *, pillow_names: tuple[str, ...]) -> None:
             img.load()
     except Exception as exc:
         raise ImageRejected(f"image does not decode (truncated or corrupt): {exc}") from None
+
+
+def make_thumbnail(data: bytes, *, max_side: int, max_pixels: int) -> bytes:
+    """A JPEG of the first frame, at most `max_side` pixels on its longer side.
+
+    For bytes that already passed `inspect_image`; `max_pixels` is checked again all the
+    same, since thumbnails are made later, from storage. JPEGs are decoded at a reduced
+    scale (`draft`), so a large photo costs a fraction of a full decode.
+    """
+    with Image.open(io.BytesIO(data)) as img:
+        if img.width * img.height > max_pixels:
+            raise ImageRejected(f"image too large for a thumbnail: {img.width}x{img.height}")
+        img.draft("RGB", (max_side, max_side))
+        frame = img.convert("RGBA")
+    frame.thumbnail((max_side, max_side))
+    flat = Image.new("RGB", frame.size, (255, 255, 255))
+    flat.paste(frame, mask=frame.getchannel("A"))  # transparent parts on white
+    out = io.BytesIO()
+    flat.save(out, "JPEG", quality=80)
+    return out.getvalue()

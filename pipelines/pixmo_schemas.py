@@ -79,6 +79,9 @@ RECORDING = pa.struct(
         ("active_seconds", pa.int64()),
         ("submitted_at", pa.string()),
         ("status", pa.string()),
+        # P12: the live guidance's coverage of the seven questions at submit, as JSON
+        # text (pipelines.coverage.Coverage.to_dict() plus live_seconds); null when off.
+        ("live_coverage", pa.string()),
     ]
 )
 CAP_FULL_EXTRA = [
@@ -96,6 +99,58 @@ POINTS_FULL_EXTRA = [
     pa.field("image_height", pa.int64()),
     pa.field("submitted_at", pa.string()),
     pa.field("status", pa.string()),
+]
+# Preference pairs of the AMA loop: not a published PixMo set, our own columns.
+PREFERENCES = pa.schema(
+    [
+        ("image_url", pa.string()),
+        ("image_sha256", pa.string()),
+        ("question", pa.string()),
+        ("chosen", pa.string()),
+        ("rejected", pa.string()),
+        ("feedback", pa.string()),
+    ]
+)
+AMA_ROUND = pa.struct(
+    [
+        ("index", pa.int64()),
+        ("question", pa.string()),
+        ("answer", pa.string()),
+        ("verdict", pa.string()),
+        ("feedback", pa.string()),
+        ("caption_source", pa.string()),
+        ("caption", pa.string()),
+        ("ocr_text", pa.string()),
+        ("model_name", pa.string()),
+        ("prompt_version", pa.string()),
+    ]
+)
+AMA_FULL_EXTRA = [
+    pa.field("campaign", pa.string()),
+    pa.field("annotator", pa.string()),
+    pa.field("accepted_at", pa.string()),
+    pa.field("status", pa.string()),
+    pa.field("rounds", pa.list_(AMA_ROUND)),
+]
+PREFERENCES_FULL_EXTRA = [
+    pa.field("campaign", pa.string()),
+    pa.field("annotator", pa.string()),
+    pa.field("chosen_round", pa.int64()),
+    pa.field("rejected_round", pa.int64()),
+    pa.field("caption_source", pa.string()),
+    pa.field("model_name", pa.string()),
+    pa.field("prompt_version", pa.string()),
+]
+CAPQA_FULL_EXTRA = [
+    pa.field("image_sha256", pa.string()),
+    pa.field("campaign", pa.string()),
+    pa.field("multi_turn", pa.bool_()),
+    pa.field("topic", pa.string()),
+    pa.field("style", pa.string()),
+    pa.field("source_kind", pa.string()),
+    pa.field("model_name", pa.string()),
+    pa.field("prompt_version", pa.string()),
+    pa.field("created_at", pa.string()),
 ]
 
 
@@ -117,7 +172,10 @@ class DatasetSchema:
 DATASETS: dict[str, DatasetSchema] = {
     "cap": DatasetSchema("pixmo-cap", CAP, tuple(CAP_FULL_EXTRA)),
     "points": DatasetSchema("pixmo-points", POINTS, tuple(POINTS_FULL_EXTRA)),
-    "ama": DatasetSchema("pixmo-ask-model-anything", AMA),
-    "capqa": DatasetSchema("pixmo-cap-qa", CAPQA),
+    "ama": DatasetSchema("pixmo-ask-model-anything", AMA, tuple(AMA_FULL_EXTRA)),
+    "capqa": DatasetSchema("pixmo-cap-qa", CAPQA, tuple(CAPQA_FULL_EXTRA)),
+    "preferences": DatasetSchema(
+        "pixmo-ama-preferences", PREFERENCES, tuple(PREFERENCES_FULL_EXTRA)
+    ),
     "clocks": DatasetSchema("pixmo-clocks", CLOCKS),
 }

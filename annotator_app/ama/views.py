@@ -29,6 +29,7 @@ from annotator_app.work.services import (
     assignment_next,
     assignment_verdict,
 )
+from annotator_app.work.views import task_preview, wants_preview
 from pipelines.ama import SOURCE_LABELS
 
 REVIEW_PAGE_SIZE = 20
@@ -37,7 +38,11 @@ REVIEW_PAGE_SIZE = 20
 @login_required
 @require_safe
 def annotate(request: HttpRequest) -> HttpResponse:
-    """The user's leased AMA image (claimed now if they hold none), or "nothing to do"."""
+    """The user's leased AMA image (claimed now if they hold none), or "nothing to do".
+
+    Admins get a preview that claims nothing (work/views.py `task_preview`)."""
+    if wants_preview(request):
+        return task_preview(request, kind=CampaignKind.AMA, context={})
     user = cast(User, request.user)
     assignment = assignment_next(user=user, kind=CampaignKind.AMA)
     if assignment is None:

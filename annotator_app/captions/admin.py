@@ -31,6 +31,7 @@ from annotator_app.captions.models import (
     Transcript,
 )
 from annotator_app.captions.pipeline import STAGE_MARGIN_SECONDS, stage_time_limit
+from annotator_app.catalog.admin import ImageThumbnailColumn
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -99,12 +100,12 @@ def _reprocess(request: HttpRequest, ids: list[int], stage: str | None, admin_: 
 
 
 @admin.register(Recording)
-class RecordingAdmin(ReadOnlyAdmin):
+class RecordingAdmin(ImageThumbnailColumn, ReadOnlyAdmin):
     list_display = (
         "id",
         "annotator",
         "campaign",
-        "image",
+        "image_thumbnail",
         "status",
         "attempts",
         "stage_started_at",
@@ -166,9 +167,18 @@ class CleanedCaptionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ImageSummary)
-class ImageSummaryAdmin(ReadOnlyAdmin):
-    list_display = ("id", "campaign", "image", "status", "attempts", "failure_reason", "updated_at")
+class ImageSummaryAdmin(ImageThumbnailColumn, ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "campaign",
+        "image_thumbnail",
+        "status",
+        "attempts",
+        "failure_reason",
+        "updated_at",
+    )
     list_filter = ("status", "campaign")
+    list_select_related = ("campaign", "image")
     search_fields = ("text", "failure_reason")
     actions = ("reprocess",)
 

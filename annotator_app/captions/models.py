@@ -45,6 +45,9 @@ class Recording(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="recordings")
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="recordings")
     storage_key = models.CharField(max_length=200, unique=True)
+    # A remuxed copy with a duration and a seek index (browser WebM has neither); players
+    # get it when set, the original stays as uploaded. Empty: none made (or not needed).
+    playback_key = models.CharField(max_length=200, blank=True, default="", db_default="")
     mime_type = models.CharField(max_length=64)
     size_bytes = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
@@ -57,6 +60,11 @@ class Recording(models.Model):
     stage_started_at = models.DateTimeField(auto_now_add=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     failure_reason = models.TextField(blank=True, default="")
+    # P12 live guidance: which guiding questions the live transcript covered when the
+    # annotator submitted (pipelines.coverage.Coverage.to_dict() plus `live_seconds`);
+    # null when live guidance was off or had no text. Guidance only: the transcript
+    # comes from the full-file ASR.
+    live_coverage = models.JSONField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

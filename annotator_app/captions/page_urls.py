@@ -12,4 +12,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("review/", views.review_index, name="review"),
     path("review/<int:campaign_id>/", views.review_queue, name="review-queue"),
     path("review/verdict/<int:assignment_id>/", views.review_verdict, name="review-verdict"),
+    path(
+        "review/<int:campaign_id>/accept-shown/",
+        views.review_accept_shown,
+        name="review-accept-shown",
+    ),
 ]

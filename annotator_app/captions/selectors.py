@@ -3,10 +3,11 @@ audio access."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,15 +48,22 @@ def recording_get_visible(*, user: Any, recording_id: int) -> Recording | None:
 
 def recording_list_own(*, user: Any) -> QuerySet[Recording]:
     """The user's own recordings, newest first, with their transcripts and captions."""
-    return _recordings().filter(annotator_id=user.pk).order_by("-created_at", "-id")
+    return (
+        _recordings()
+        .select_related("assignment")
+        .filter(annotator_id=user.pk)
+        .order_by("-created_at", "-id")
+    )
 
 
 @dataclass(frozen=True)
 class MarkedWord:
-    """A word as shown to a reviewer; `probability` is set where the ASR was unsure."""
+    """A word as shown to a reviewer; `probability` is set where the ASR was unsure;
+    `changed`: the cleaning removed it (transcript) or wrote it (caption)."""
 
     text: str
     probability: float | None = None
+    changed: bool = False
 
     @property
     def uncertain(self) -> bool:
@@ -103,6 +111,24 @@ def _marked_caption(caption: str, unsure: dict[str, float]) -> list[MarkedWord]:
     return [MarkedWord(t, unsure.get(_key(t))) for t in caption.split()]
 
 
+def _mark_differences(
+    transcript: list[MarkedWord], caption: list[MarkedWord]
+) -> tuple[list[MarkedWord], list[MarkedWord]]:
+    """Mark the words the cleaning removed from the transcript and wrote into the caption
+    (compared without case and punctuation, so "um," -> "" and "a" -> "A" read right)."""
+    matcher = difflib.SequenceMatcher(
+        a=[_key(w.text) for w in transcript], b=[_key(w.text) for w in caption], autojunk=False
+    )
+    removed, added = set(range(len(transcript))), set(range(len(caption)))
+    for block in matcher.get_matching_blocks():
+        removed -= set(range(block.a, block.a + block.size))
+        added -= set(range(block.b, block.b + block.size))
+    return (
+        [replace(w, changed=i in removed) for i, w in enumerate(transcript)],
+        [replace(w, changed=i in added) for i, w in enumerate(caption)],
+    )
+
+
 def recording_texts(*, recording: Recording) -> RecordingTexts:
     """The transcript and cleaned caption texts, where those stages have run, with the
     words the ASR was unsure of and the flags a reviewer should see."""
@@ -122,9 +148,12 @@ def recording_texts(*, recording: Recording) -> RecordingTexts:
         .values_list("flag_reasons", flat=True)
         .first()
     )
+    transcript_words, caption_words = _mark_differences(
+        marked, _marked_caption(cleaned.text, unsure)
+    )
     marks = ReviewMarks(
-        transcript_words=marked,
-        caption_words=_marked_caption(cleaned.text, unsure),
+        transcript_words=transcript_words,
+        caption_words=caption_words,
         caption_flags=list(cleaned.flag_reasons) if cleaned.flagged else [],
         caption_fallback=cleaned.used_fallback,
         caption_model=cleaned.model_name,
@@ -134,8 +163,8 @@ def recording_texts(*, recording: Recording) -> RecordingTexts:
 
 
 def recording_audio_url(*, recording: Recording, request: HttpRequest | None = None) -> str:
-    """The permission-checked URL that plays this recording."""
-    path = reverse("media", kwargs={"key": recording.storage_key})
+    """The permission-checked URL that plays this recording: its seekable copy if made."""
+    path = reverse("media", kwargs={"key": recording.playback_key or recording.storage_key})
     return request.build_absolute_uri(path) if request is not None else path
 
 
@@ -143,9 +172,15 @@ def recording_media_grant(user: Any, key: str) -> MediaGrant | None:
     """Media checker for "audio/": whoever may see the recording (see recording_visible_to)."""
     if not getattr(user, "is_authenticated", False):
         return None
-    recording = Recording.objects.select_related("campaign").filter(storage_key=key).first()
+    recording = (
+        Recording.objects.select_related("campaign")
+        .filter(Q(storage_key=key) | Q(playback_key=key))
+        .first()
+    )
     if recording is None or not recording_visible_to(user, recording):
         return None
+    if key == recording.playback_key:
+        return MediaGrant(content_type="audio/webm", filename=f"recording-{recording.pk}.webm")
     extension = recording.storage_key.rsplit(".", 1)[-1]
     return MediaGrant(
         content_type=recording.mime_type, filename=f"recording-{recording.pk}.{extension}"

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from annotator_app.captions.models import Recording
+from annotator_app.captions.progress import recording_progress
 from annotator_app.captions.selectors import (
     llm_start_note,
     recording_audio_url,
@@ -27,6 +28,21 @@ class RecordingUploadSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_serializer(component_name="CaptionsRecordingStage")
+class StageSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
+    state = serializers.ChoiceField(choices=["done", "current", "waiting", "failed", "flagged"])
+
+
+@extend_schema_serializer(component_name="CaptionsRecordingProgress")
+class ProgressSerializer(serializers.Serializer):
+    stages = StageSerializer(many=True)
+    current = serializers.CharField(allow_null=True)
+    estimate_seconds = serializers.IntegerField(allow_null=True)
+    note = serializers.CharField(allow_blank=True)
+
+
 @extend_schema_serializer(component_name="CaptionsRecording")
 class RecordingOutputSerializer(serializers.ModelSerializer):
     status_label = serializers.CharField(source="get_status_display", read_only=True)
@@ -37,13 +53,15 @@ class RecordingOutputSerializer(serializers.ModelSerializer):
     transcript = serializers.SerializerMethodField()
     caption = serializers.SerializerMethodField()
     processing_note = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
 
     class Meta:
         model = Recording
         fields = ["id", "assignment", "campaign", "campaign_name", "image", "image_url"]
         fields += ["status", "status_label", "failure_reason", "duration_seconds"]
         fields += ["mime_type", "size_bytes", "sha256", "created_at", "url", "audio_url"]
-        fields += ["transcript", "caption", "processing_note"]
+        fields += ["transcript", "caption", "processing_note", "progress"]
+        fields += ["live_coverage"]  # P12: coverage of the live text at submit, or null
 
     def _request(self) -> Any:
         return self.context.get("request")
@@ -73,3 +91,8 @@ class RecordingOutputSerializer(serializers.ModelSerializer):
     def get_processing_note(self, recording: Recording) -> str | None:
         """Why the caption is slow to come: the local LLM's first start, with its progress."""
         return llm_start_note(recording=recording)
+
+    @extend_schema_field(ProgressSerializer)
+    def get_progress(self, recording: Recording) -> dict[str, Any]:
+        """The stages (uploaded, transcribing, cleaning, summary) and the expected wait."""
+        return dict(ProgressSerializer(recording_progress(recording=recording)).data)

@@ -2,7 +2,8 @@
 
 What happens when an annotator presses "Submit description": `recording_submit` checks
 the request in order (idempotent replay, whose assignment, its state, size, the bytes
-decode as audio, duration within the campaign's bounds), stores the file durably, then
+decode as audio, duration within the campaign's bounds), stores the file durably, stores
+a seekable copy beside it for players (browser WebM has no duration or seek index), then
 saves the Recording row and submits the assignment in one transaction, and enqueues the
 pipeline once that transaction commits. Every refusal raises a RecordingError carrying
 an HTTP status and a message naming the problem; a refused upload leaves no file and no
@@ -24,10 +25,12 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from annotator_app.captions.live import live_coverage_at_submit
 from annotator_app.captions.models import Recording
 from annotator_app.work.models import Assignment, AssignmentStatus, CampaignKind
 from annotator_app.work.services import AssignmentStateError, assignment_submit
 from pipelines.audio import AudioInfo, AudioRejected, inspect_audio
+from pipelines.playback import PlaybackError, needs_seekable_copy, seekable_webm
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +126,12 @@ def _check_audio(*, data: bytes, assignment: Assignment) -> AudioInfo:
     if len(data) > limit:
         raise RecordingTooLarge(f"the audio file is {len(data)} bytes; the limit is {limit}")
     try:
-        info = inspect_audio(data, max_bytes=limit)
+        info = inspect_audio(
+            data,
+            max_bytes=limit,
+            min_sample_rate=settings.AUDIO_MIN_SAMPLE_RATE,
+            max_sample_rate=settings.AUDIO_MAX_SAMPLE_RATE,
+        )
     except AudioRejected as exc:
         raise RecordingInvalid(f"the audio was refused: {exc.reason}") from None
     campaign = assignment.item.campaign
@@ -170,6 +178,48 @@ def _discard(key: str) -> None:
         logger.exception("could not delete the orphan audio file %s", key)
 
 
+def playback_key_for(storage_key: str) -> str:
+    """Where the seekable copy of the file at `storage_key` is stored."""
+    return f"{storage_key.rsplit('.', 1)[0]}.play.webm"
+
+
+def _store_playback_copy(*, storage_key: str, data: bytes, container: str) -> str:
+    """Store a seekable copy beside the upload; "" when none is needed or remuxing fails
+    (the original still plays, only without seeking: never a reason to refuse work)."""
+    if not needs_seekable_copy(container):
+        return ""
+    try:
+        copy = seekable_webm(data)
+    except PlaybackError as exc:
+        logger.warning("no seekable copy of %s: %s", storage_key, exc)
+        return ""
+    return _store_durably(key=playback_key_for(storage_key), data=copy)
+
+
+def recording_make_seekable(*, recording: Recording) -> str:
+    """Give an older recording its seekable copy (once); returns its key, "" if none."""
+    if recording.playback_key:
+        return recording.playback_key
+    container = "webm" if recording.mime_type in ("audio/webm", "audio/x-matroska") else ""
+    with default_storage.open(recording.storage_key, "rb") as handle:
+        data = handle.read()
+    key = _store_playback_copy(storage_key=recording.storage_key, data=data, container=container)
+    if key and not Recording.objects.filter(pk=recording.pk, playback_key="").update(
+        playback_key=key
+    ):
+        _discard(key)  # another run stored one first
+        recording.refresh_from_db(fields=["playback_key"])
+        return recording.playback_key
+    recording.playback_key = key
+    return key
+
+
+def _discard_all(*keys: str) -> None:
+    for key in keys:
+        if key:
+            _discard(key)
+
+
 def _enqueue_pipeline(recording_id: int) -> None:
     from annotator_app.captions import pipeline
 
@@ -207,8 +257,14 @@ def recording_submit(
             raise
         return SubmitResult(raced, created=False)
     info = _check_audio(data=data, assignment=assignment)
+    live_coverage = None
+    if assignment.item.campaign.live_guidance:
+        # The take's live text was kept under its idempotency key (captions/live.py).
+        live_coverage = live_coverage_at_submit(assignment_id=assignment_id, take=idempotency_key)
     key = _store_durably(key=recording_storage_key(info=info), data=data)
+    playback = ""
     try:
+        playback = _store_playback_copy(storage_key=key, data=data, container=info.container)
         with transaction.atomic():
             recording = Recording.objects.create(
                 assignment=assignment,
@@ -216,26 +272,28 @@ def recording_submit(
                 campaign_id=assignment.item.campaign_id,
                 image_id=assignment.item.image_id,
                 storage_key=key,
+                playback_key=playback,
                 mime_type=info.mime_type,
                 size_bytes=info.size_bytes,
                 sha256=info.sha256,
                 duration_seconds=info.duration_seconds,
                 idempotency_key=idempotency_key,
+                live_coverage=live_coverage,
             )
             assignment_submit(assignment=assignment, active_seconds=active_seconds)
             # robust: a broker hiccup must not undo a committed upload; the sweeper
             # re-enqueues recordings whose task never ran.
             transaction.on_commit(lambda: _enqueue_pipeline(recording.pk), robust=True)
     except IntegrityError:
-        _discard(key)
+        _discard_all(key, playback)
         raced = _replay(user=user, assignment_id=assignment_id, idempotency_key=idempotency_key)
         if raced is not None:
             return SubmitResult(raced, created=False)
         raise RecordingConflict(f"assignment {assignment_id} already has a recording") from None
     except AssignmentStateError as exc:
-        _discard(key)
+        _discard_all(key, playback)
         raise RecordingConflict(f"assignment {assignment_id}: {exc}") from None
     except BaseException:
-        _discard(key)
+        _discard_all(key, playback)
         raise
     return SubmitResult(recording, created=True)

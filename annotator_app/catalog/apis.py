@@ -14,7 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotator_app.accounts.permissions import IsPlatformAdmin
-from annotator_app.catalog.models import Image
+from annotator_app.catalog.import_jobs import ImportJobInvalid, import_job_create
+from annotator_app.catalog.models import Image, ImportJob
 from annotator_app.catalog.selectors import (
     image_get,
     image_list,
@@ -101,6 +102,79 @@ class ImportApi(APIView):
         except ImportTooLarge as exc:
             raise ValidationError({"sources": [str(exc)]}) from None
         return Response(self.OutputSerializer(summary).data)
+
+
+class ImportJobOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    total = serializers.IntegerField(allow_null=True)
+    done = serializers.IntegerField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+    error = serializers.CharField()
+    outcomes = serializers.ListField(child=serializers.DictField())
+
+
+def _many(data: Any, key: str) -> list[Any]:
+    """Every value of `key` in a form (repeated fields) or a JSON body (a list)."""
+    if hasattr(data, "getlist"):
+        return list(data.getlist(key))
+    value = data.get(key, []) if isinstance(data, dict) else []
+    return value if isinstance(value, list) else [value]
+
+
+class ImportJobCreateApi(APIView):
+    """Start a background import of uploaded files and/or URLs (multipart); 202 + the job."""
+
+    permission_classes = [IsAuthenticated, IsPlatformAdmin]
+
+    @extend_schema_serializer(component_name="CatalogImportJobInput")
+    class InputSerializer(serializers.Serializer):
+        image_files = serializers.ListField(child=serializers.FileField(), required=False)
+        urls = serializers.ListField(
+            child=serializers.CharField(max_length=2048), required=False, default=list
+        )
+        topics = serializers.ListField(child=serializers.SlugField(), required=False, default=list)
+
+        def validate_topics(self, slugs: list[str]) -> list[Any]:
+            found = topics_by_slug(slugs=slugs)
+            missing = sorted(set(slugs) - {t.slug for t in found})
+            if missing:
+                raise ValidationError(f"unknown topics: {', '.join(missing)}")
+            return found
+
+    @extend_schema(request=InputSerializer, responses={202: ImportJobOutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(
+            data={
+                "image_files": request.FILES.getlist("image_files"),
+                "urls": _many(request.data, "urls"),
+                "topics": _many(request.data, "topics"),
+            }
+        )
+        data.is_valid(raise_exception=True)
+        try:
+            job = import_job_create(
+                created_by=request.user,
+                urls=data.validated_data["urls"],
+                files=data.validated_data.get("image_files", []),
+                topics=data.validated_data["topics"],
+            )
+        except ImportJobInvalid as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        return Response(ImportJobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ImportJobDetailApi(APIView):
+    """An import's progress: items done of total, counts, one outcome per item."""
+
+    permission_classes = [IsAuthenticated, IsPlatformAdmin]
+
+    @extend_schema(responses=ImportJobOutputSerializer)
+    def get(self, request: Request, job_id: int) -> Response:
+        job = ImportJob.objects.filter(pk=job_id).first()
+        if job is None:
+            raise NotFound("no such import")
+        return Response(ImportJobOutputSerializer(job).data)
 
 
 class ImageListApi(APIView):

@@ -2,6 +2,9 @@
 
 from django.urls import path
 
-from annotator_app.catalog.views import media_serve
+from annotator_app.catalog.views import image_thumbnail, media_serve
 
-urlpatterns = [path("<path:key>", media_serve, name="media")]
+urlpatterns = [
+    path("thumbnails/<int:image_id>.jpg", image_thumbnail, name="image-thumbnail"),
+    path("<path:key>", media_serve, name="media"),
+]

@@ -49,5 +49,20 @@ def image_media_grant(user: Any, key: str) -> MediaGrant | None:
     return MediaGrant(content_type=image.mime, filename=f"{image.sha256}.{extension}")
 
 
+def image_thumbnail_url(*, image: Image) -> str:
+    """The permission-checked URL of the image's small JPEG thumbnail (made on first view)."""
+    return reverse("image-thumbnail", kwargs={"image_id": image.pk})
+
+
+def thumbnail_media_grant(user: Any, key: str) -> MediaGrant | None:
+    """Media checker for "thumbs/": whoever may view the image may view its thumbnail."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    sha = key.rsplit("/", 1)[-1].split("-", 1)[0]
+    if not Image.objects.filter(sha256=sha).exists():
+        return None
+    return MediaGrant(content_type="image/jpeg", filename=key.rsplit("/", 1)[-1])
+
+
 def topics_by_slug(*, slugs: list[str]) -> list[Topic]:
     return list(Topic.objects.filter(slug__in=slugs))

@@ -18,7 +18,7 @@ from django.utils.text import slugify
 from annotator_app.catalog.models import Image, Topic
 from annotator_app.catalog.sources import SourceError, SourceItem, source_items
 from pipelines.fetch import FetchRefused
-from pipelines.images import ImageInfo, ImageRejected, inspect_image
+from pipelines.images import ImageInfo, ImageRejected, inspect_image, make_thumbnail
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,11 @@ def image_import_bytes(
     """
     try:
         info = inspect_image(
-            data, max_bytes=settings.IMAGE_MAX_BYTES, max_pixels=settings.IMAGE_MAX_PIXELS
+            data,
+            max_bytes=settings.IMAGE_MAX_BYTES,
+            max_pixels=settings.IMAGE_MAX_PIXELS,
+            max_frames=settings.IMAGE_MAX_FRAMES,
+            max_total_pixels=settings.IMAGE_MAX_TOTAL_PIXELS,
         )
     except ImageRejected as exc:
         return ImportOutcome(ImportStatus.REJECTED, source_url, reason=exc.reason)
@@ -201,10 +205,10 @@ def _discard(*, key: str, wrote: bool) -> None:
         default_storage.delete(key)
 
 
-def _import_item(
-    *, item: SourceItem, topics: list[Topic], created_by: Any
+def item_import(
+    *, item: SourceItem, topics: Iterable[Topic | str] = (), created_by: Any = None
 ) -> tuple[ImportOutcome, bool]:
-    """The outcome for one item, and whether its bytes could be read at all."""
+    """The outcome for one listed item, and whether its bytes could be read at all."""
     try:
         data = item.load()
     except (SourceError, FetchRefused) as exc:
@@ -213,6 +217,20 @@ def _import_item(
         data=data, source_url=item.label, topics=topics, created_by=created_by
     )
     return outcome, True
+
+
+def sources_list(
+    *, sources: Sequence[str], allow_local_paths: bool
+) -> tuple[list[SourceItem], list[ImportOutcome]]:
+    """The items the sources hold, and a rejection for each source that cannot be listed."""
+    items: list[SourceItem] = []
+    refused: list[ImportOutcome] = []
+    for source in sources:
+        try:
+            items.extend(source_items(source, allow_local_paths=allow_local_paths))
+        except SourceError as exc:
+            refused.append(ImportOutcome(ImportStatus.REJECTED, source, reason=exc.reason))
+    return items, refused
 
 
 def images_import(
@@ -234,13 +252,8 @@ def images_import(
     raises ImportTooLarge before anything is imported.
     """
     topic_rows = _topics(topics)
-    summary = ImportSummary()
-    items: list[SourceItem] = []
-    for source in sources:
-        try:
-            items.extend(source_items(source, allow_local_paths=allow_local_paths))
-        except SourceError as exc:
-            summary.outcomes.append(ImportOutcome(ImportStatus.REJECTED, source, reason=exc.reason))
+    items, refused = sources_list(sources=sources, allow_local_paths=allow_local_paths)
+    summary = ImportSummary(outcomes=list(refused))
     if max_items is not None and len(items) > max_items:
         raise ImportTooLarge(
             f"the sources hold {len(items)} items; at most {max_items} may be imported "
@@ -249,9 +262,36 @@ def images_import(
     if on_total is not None:
         on_total(len(items))
     for item in items:
-        outcome, was_read = _import_item(item=item, topics=topic_rows, created_by=created_by)
+        outcome, was_read = item_import(item=item, topics=topic_rows, created_by=created_by)
         summary.items_read += int(was_read)
         summary.outcomes.append(outcome)
         if on_item is not None:
             on_item(outcome)
     return summary
+
+
+THUMBNAIL_SIDE = 160
+
+
+def thumbnail_storage_key(*, image: Image) -> str:
+    """`thumbs/ab/cd/<sha256>-160.jpg`: one thumbnail per image, named by its content."""
+    sha = image.sha256
+    return f"thumbs/{sha[:2]}/{sha[2:4]}/{sha}-{THUMBNAIL_SIDE}.jpg"
+
+
+def image_thumbnail_ensure(*, image: Image) -> str:
+    """The storage key of the image's thumbnail, made from the stored image if missing.
+
+    Made on first view rather than at import, so images imported before thumbnails
+    existed get one too. Two first views at once both make it; storage keeps one.
+    """
+    key = thumbnail_storage_key(image=image)
+    if default_storage.exists(key):
+        return key
+    with default_storage.open(image.storage_key, "rb") as handle:
+        data = handle.read()
+    thumb = make_thumbnail(data, max_side=THUMBNAIL_SIDE, max_pixels=settings.IMAGE_MAX_PIXELS)
+    saved = default_storage.save(key, ContentFile(thumb))
+    if saved != key:  # made concurrently: ours is a renamed copy
+        default_storage.delete(saved)
+    return key

@@ -88,6 +88,29 @@ def _file_item(path: Path) -> SourceItem:
     return SourceItem(str(path), load)
 
 
+def stored_upload_item(*, key: str, name: str, size: int) -> SourceItem:
+    """A file uploaded through the browser and kept in the default storage under `key`.
+
+    An upload over the size limit was never stored (empty key): it loads as "too large"
+    with the size the browser sent, like an oversized file in a folder.
+    """
+    from django.core.files.storage import default_storage
+
+    def load() -> bytes:
+        if size > settings.IMAGE_MAX_BYTES or not key:
+            raise _too_large(size)
+        try:
+            with default_storage.open(key, "rb") as handle:
+                data: bytes = handle.read(settings.IMAGE_MAX_BYTES + 1)
+        except OSError as exc:
+            raise SourceError(f"the uploaded file is gone: {exc}") from None
+        if len(data) > settings.IMAGE_MAX_BYTES:
+            raise _too_large(len(data))
+        return data
+
+    return SourceItem(f"upload:{name}", load)
+
+
 def _folder_items(root: Path) -> list[SourceItem]:
     """Every regular file below `root`, sorted; dot-files (.DS_Store, ...) are skipped."""
     items: list[SourceItem] = []
@@ -109,6 +132,24 @@ def _url_list_items(path: Path) -> list[SourceItem]:
     return [_url_item(line) for line in lines if line and not line.startswith("#")]
 
 
+def s3_key_problem(key: str, *, prefix: bool = False) -> str | None:
+    """Why an S3 key (or, with `prefix`, a listing prefix) is refused, or None.
+
+    S3 takes any string as a key, but a key with a '..' or '.' segment or an empty one
+    ('a//b', '/a') means something else to every path-minded tool downstream (a
+    filesystem mirror, a proxy normalising URLs) than to S3: such keys are never read
+    or written. A prefix may end with '/' (a folder) and may be empty (the bucket).
+    """
+    segments = key.split("/")
+    if prefix and segments[-1] == "":
+        segments = segments[:-1]
+    if any(segment in ("..", ".") for segment in segments):
+        return f"S3 key {key!r} has a '..' or '.' segment"
+    if "" in segments and key != "":
+        return f"S3 key {key!r} has an empty segment (a leading, trailing or double '/')"
+    return None
+
+
 def s3_client() -> Any:
     """A boto3 S3 client for the configured endpoint (moto or MinIO when set)."""
     import boto3
@@ -126,6 +167,9 @@ def _s3_items(uri: str) -> list[SourceItem]:
     bucket, _, prefix = uri[len("s3://") :].partition("/")
     if not bucket:
         raise SourceError(f"no bucket in {uri!r}; expected s3://bucket/prefix")
+    problem = s3_key_problem(prefix, prefix=True)
+    if problem is not None:
+        raise SourceError(f"refused {uri}: {problem}")
     client = s3_client()
     items: list[SourceItem] = []
     try:
@@ -142,6 +186,9 @@ def _s3_item(client: Any, bucket: str, key: str, size: int) -> SourceItem:
     def load() -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        problem = s3_key_problem(key)
+        if problem is not None:
+            raise SourceError(f"refused: {problem}")
         if size > settings.IMAGE_MAX_BYTES:
             raise _too_large(size)
         try:

@@ -43,38 +43,31 @@ def _read(key: str) -> Callable[[], bytes]:
     return read
 
 
-# Distinct image ids are kept as int64s and compacted when this many are pending:
-# 8 bytes per distinct image, whatever the number of rows.
-COMPACT_EVERY = 1 << 20
-
-
 @dataclass
 class ImageColumns:
     """Turns raw batches into published ones; ships images in bundled mode; counts the
-    distinct images streamed."""
+    distinct images streamed in a bitmap of catalogue ids (one byte per id up to the
+    largest id seen: 1 MB per million images, whatever the number of rows)."""
 
     mode: str
     put_image: Callable[[str, Callable[[], bytes]], bool]
     images_written: int = 0
-    _seen: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    _pending: list[np.ndarray] = field(default_factory=list)
-    _pending_size: int = 0
+    _seen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))
 
     def _note(self, ids: pa.Array) -> None:
-        values = ids.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-        self._pending.append(values)
-        self._pending_size += len(values)
-        if self._pending_size >= COMPACT_EVERY:
-            self._compact()
-
-    def _compact(self) -> None:
-        self._seen = np.unique(np.concatenate([self._seen, *self._pending]))
-        self._pending, self._pending_size = [], 0
+        values = ids.to_numpy(zero_copy_only=False)
+        if len(values) == 0:
+            return
+        top = int(values.max())
+        if top >= len(self._seen):
+            grown = np.zeros(max(top + 1, 2 * len(self._seen)), np.bool_)
+            grown[: len(self._seen)] = self._seen
+            self._seen = grown
+        self._seen[values] = True
 
     @property
     def distinct_images(self) -> int:
-        self._compact()
-        return len(self._seen)
+        return int(np.count_nonzero(self._seen))
 
     def url_column(self, keys: pa.Array, hashes: pa.Array) -> pa.Array:
         if self.mode == "base":

@@ -19,11 +19,12 @@ import tempfile
 import time as clock
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from django.conf import settings
 from django.core.cache import cache as django_cache
 from django.db import transaction
@@ -33,7 +34,12 @@ from django.utils.dateparse import parse_date, parse_datetime
 from annotator_app.exports.images import ImageColumns, image_mode
 from annotator_app.exports.models import Export, ExportFormat, ExportStatus
 from annotator_app.exports.sources import source_get
-from annotator_app.exports.sources.base import STATUS_CHOICES, ExportRequest, SourceContext
+from annotator_app.exports.sources.base import (
+    STATUS_CHOICES,
+    ExportRequest,
+    Source,
+    SourceContext,
+)
 from annotator_app.exports.sources.base import SourceError as ExportInvalid
 from annotator_app.work.models import Campaign
 from pipelines.dataset_card import CardFacts, render_card
@@ -52,7 +58,7 @@ PROGRESS_TIMEOUT = 24 * 3600
 PROGRESS_EVERY_SECONDS = 0.5
 Progress = Callable[[int, int | None], None]
 
-__all__ = ["ExportInvalid", "export_create", "export_fail", "export_run"]
+__all__ = ["ExportInvalid", "export_create", "export_fail", "export_run", "exports_sweep"]
 
 
 @cache
@@ -136,7 +142,6 @@ def export_create(
         count=count,
         seed=seed,
     )
-    source.count(request) if not source.uses_filters else None  # checks synthetic options
     filters: dict[str, Any] = (
         {
             "campaign": request.campaign_id,
@@ -226,6 +231,7 @@ def export_run(
 
 
 def _write_snapshot(export: Export, sink: Sink, staging: Path, progress: Progress | None) -> None:
+    """Count, stream every batch into shards, then the card and (last) the manifest."""
     source = source_get(export.dataset)
     request = _request(export)
     counts = source.count(request)
@@ -241,8 +247,9 @@ def _write_snapshot(export: Export, sink: Sink, staging: Path, progress: Progres
         ),
         staging=staging,
     )
-    mode = image_mode(include_images=export.include_images)
-    images = ImageColumns(mode=mode, put_image=sink.put_image)
+    images = ImageColumns(
+        mode=image_mode(include_images=export.include_images), put_image=sink.put_image
+    )
     context = SourceContext(staging=staging, put_image=sink.put_image)
     seen, reported = 0, 0.0
     for raw in source.batches(request, context):
@@ -256,44 +263,14 @@ def _write_snapshot(export: Export, sink: Sink, staging: Path, progress: Progres
     if progress is not None:
         progress(seen, counts.rows)
     shards = writer.close()
-    distinct = images.distinct_images if source.has_image_columns else counts.images
-    created = export.created_at.isoformat()
-    metadata: dict[str, Any] = {
-        "id": str(export.pk),
-        "created_at": created,
-        "filters": export.filters,
-        "code_version": export.code_version,
-        "images": distinct,
-        "image_urls": {
-            "mode": mode if source.has_image_columns else "bundled",
-            **(
-                {"expires_in_seconds": settings.EXPORT_SIGNED_URL_SECONDS}
-                if mode == "signed"
-                else {}
-            ),
-        },
-        "licence": settings.EXPORT_LICENSE,
-    }
-    card = render_card(
-        CardFacts(
-            dataset=source.schema.name,
-            title=source.title,
-            what=source.what,
-            how_collected=source.how_collected,
-            schema=schema,
-            data_glob=f"data/train-*.{export.format}",
-            rows=writer.rows,
-            images=distinct or 0,
-            licence=settings.EXPORT_LICENSE,
-            snapshot_id=str(export.pk),
-            created_at=created,
-            code_version=export.code_version,
-            filters=export.filters,
-            column_notes=source.column_notes,
-        )
-    )
+    distinct = images.distinct_images if source.has_image_columns else (counts.images or 0)
+    mode = images.mode if source.has_image_columns else "bundled"
+    card = _card(export, source, schema, rows=writer.rows, images=distinct)
     (staging / CARD).write_text(card, encoding="utf-8")
     sink.put_file(staging / CARD, CARD)
+    url_facts: dict[str, Any] = {"mode": mode}
+    if mode == "signed":
+        url_facts["expires_in_seconds"] = settings.EXPORT_SIGNED_URL_SECONDS
     manifest = build_manifest(
         dataset=source.schema.name,
         full=export.full,
@@ -301,7 +278,15 @@ def _write_snapshot(export: Export, sink: Sink, staging: Path, progress: Progres
         settings=writer.settings,
         shards=shards,
         rows=writer.rows,
-        metadata=metadata,
+        metadata={
+            "id": str(export.pk),
+            "created_at": export.created_at.isoformat(),
+            "filters": export.filters,
+            "code_version": export.code_version,
+            "images": distinct,
+            "image_urls": url_facts,
+            "licence": settings.EXPORT_LICENSE,
+        },
     )
     sink.commit(manifest)
     Export.objects.filter(pk=export.pk).update(
@@ -313,8 +298,53 @@ def _write_snapshot(export: Export, sink: Sink, staging: Path, progress: Progres
     )
 
 
+def _card(export: Export, source: Source, schema: pa.Schema, *, rows: int, images: int) -> str:
+    return render_card(
+        CardFacts(
+            dataset=source.schema.name,
+            title=source.title,
+            what=source.what,
+            how_collected=source.how_collected,
+            schema=schema,
+            data_glob=f"data/train-*.{export.format}",
+            rows=rows,
+            images=images,
+            licence=settings.EXPORT_LICENSE,
+            snapshot_id=str(export.pk),
+            created_at=export.created_at.isoformat(),
+            code_version=export.code_version,
+            filters=export.filters,
+            column_notes=source.column_notes,
+        )
+    )
+
+
 def export_fail(*, export_id: uuid.UUID | str, reason: str) -> None:
     """Mark a queued or running export failed with `reason` (done ones stay done)."""
     Export.objects.filter(
         pk=export_id, status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING]
     ).update(status=ExportStatus.FAILED, error=reason[:4000], finished_at=timezone.now())
+
+
+def exports_sweep() -> dict[str, int]:
+    """The beat task's work: a queued export whose message was lost is sent again (the
+    claim makes a duplicate harmless); a running one past the job's time limit lost its
+    worker and is marked failed (its hidden partial folder never looked complete)."""
+    now = timezone.now()
+    queued = Export.objects.filter(
+        status=ExportStatus.QUEUED,
+        created_at__lt=now - timedelta(seconds=settings.PIPELINE_STUCK_SECONDS),
+    )
+    resent = 0
+    for export in queued:
+        export_enqueue(export=export)
+        resent += 1
+    lost = Export.objects.filter(
+        status=ExportStatus.RUNNING,
+        started_at__lt=now - timedelta(seconds=settings.EXPORT_TIME_LIMIT + 60),
+    ).update(
+        status=ExportStatus.FAILED,
+        error="the export job stopped without finishing (worker killed or lost); start a new one",
+        finished_at=now,
+    )
+    return {"resent": resent, "failed": lost}

@@ -19,3 +19,8 @@ from annotator_app.exports import services
 def run_export(export_id: str) -> str:
     export = services.export_run(export_id=export_id)
     return f"export {export_id}: {export.status}, {export.rows_done} rows"
+
+
+@shared_task(name="exports.sweep")
+def sweep_exports() -> dict[str, int]:
+    return services.exports_sweep()

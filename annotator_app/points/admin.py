@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from annotator_app.catalog.admin import ImageThumbnailColumn
 from annotator_app.points.models import (
     AgreementTotals,
     ItemAgreement,
@@ -38,8 +39,8 @@ class LabelInline(admin.TabularInline):
 
 
 @admin.register(PointsAnnotation)
-class PointsAnnotationAdmin(ReadOnlyAdmin):
-    list_display = ("id", "campaign", "image", "annotator", "superseded", "created_at")
+class PointsAnnotationAdmin(ImageThumbnailColumn, ReadOnlyAdmin):
+    list_display = ("id", "campaign", "image_thumbnail", "annotator", "superseded", "created_at")
     list_filter = ("campaign", "superseded")
     search_fields = ("annotator__username",)
     list_select_related = ("campaign", "image", "annotator")

@@ -30,6 +30,7 @@ from annotator_app.work.selectors import (
     can_review_campaign,
 )
 from annotator_app.work.services import AssignmentStateError, assignment_next, assignment_verdict
+from annotator_app.work.views import task_preview, wants_preview
 
 REVIEW_PAGE_SIZE = 10
 
@@ -37,7 +38,11 @@ REVIEW_PAGE_SIZE = 10
 @login_required
 @require_safe
 def annotate(request: HttpRequest) -> HttpResponse:
-    """The user's leased points item (claimed now if they hold none), or "nothing to do"."""
+    """The user's leased points item (claimed now if they hold none), or "nothing to do".
+
+    Admins get a preview that claims nothing (work/views.py `task_preview`)."""
+    if wants_preview(request):
+        return task_preview(request, kind=CampaignKind.POINTS, context={})
     user = cast(User, request.user)
     assignment = assignment_next(user=user, kind=CampaignKind.POINTS)
     if assignment is None:

@@ -160,7 +160,10 @@ CELERY_TASK_ROUTES = {
     "captions.clean": {"queue": "llm"},
     "captions.summarize": {"queue": "llm"},
     "captions.pipeline_sweep": {"queue": "default"},
+    "catalog.import_job_run": {"queue": "default"},
+    "catalog.import_jobs_sweep": {"queue": "default"},
     "exports.run": {"queue": "default"},
+    "exports.sweep": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE["captions-pipeline-sweep"] = {
     "task": "captions.pipeline_sweep",
@@ -260,11 +263,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Login throttling: lock a username+IP pair after repeated failures.
+# Login throttling: lock a username+IP pair after repeated failures, and an address
+# after LOGIN_ADDRESS_FAILURE_LIMIT failures over any usernames (credential stuffing;
+# 0 turns that off). Both count within the cool-off time (accounts/lockout.py).
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 20)
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "annotator_app.accounts.lockout.AddressAwareLockoutHandler"
+if AXES_FAILURE_LIMIT < 1 or LOGIN_ADDRESS_FAILURE_LIMIT < 0:
+    raise ConfigError(
+        "environment variables LOGIN_FAILURE_LIMIT must be at least 1 and "
+        "LOGIN_ADDRESS_FAILURE_LIMIT at least 0 (0: no per-address limit)"
+    )
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -325,7 +337,7 @@ AWS_S3_REGION_NAME = env_opt("AWS_S3_REGION_NAME")
 AWS_QUERYSTRING_EXPIRE = env_int("AWS_QUERYSTRING_EXPIRE", 300)
 if AWS_STORAGE_BUCKET_NAME:
     _default_storage = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "annotator_app.catalog.storage.SafeKeyS3Storage",
         "OPTIONS": {
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
             "endpoint_url": AWS_S3_ENDPOINT_URL,
@@ -361,6 +373,18 @@ DEMO_SEED_ALLOWED = env_bool("DEMO_SEED_ALLOWED", True)
 # --- catalog ----------------------------------------------------------------------------
 IMAGE_MAX_BYTES = env_int("IMAGE_MAX_BYTES", 20 * 1024 * 1024)
 IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 50_000_000)
+# Animated GIF/PNG/WebP: at most this many frames, and frames x width x height decoded.
+IMAGE_MAX_FRAMES = env_int("IMAGE_MAX_FRAMES", 100)
+IMAGE_MAX_TOTAL_PIXELS = env_int("IMAGE_MAX_TOTAL_PIXELS", 100_000_000)
+# Files plus URLs (and items listed from s3:// prefixes) one browser import may hold
+# (Django refuses more than DATA_UPLOAD_MAX_NUMBER_FILES = 100 files per form anyway).
+IMPORT_JOB_MAX_ITEMS = env_int("IMPORT_JOB_MAX_ITEMS", 100)
+# A browser import still queued after this long lost its message: the sweeper resends it.
+IMPORT_JOB_STUCK_SECONDS = env_int("IMPORT_JOB_STUCK_SECONDS", 300)
+CELERY_BEAT_SCHEDULE["catalog-import-jobs-sweep"] = {
+    "task": "catalog.import_jobs_sweep",
+    "schedule": 120.0,
+}
 FETCH_TIMEOUT_SECONDS = env_int("FETCH_TIMEOUT_SECONDS", 20)
 FETCH_MAX_REDIRECTS = env_int("FETCH_MAX_REDIRECTS", 5)
 # Test-only escape hatch for the SSRF guard: exact "ip" or "ip:port" entries that may be
@@ -371,6 +395,9 @@ FETCH_ALLOWED_ADDRESSES: list[str] = []
 RECORDING_MAX_BYTES = env_int("RECORDING_MAX_BYTES", 50 * 1024 * 1024)
 # Slack on a campaign's min/max seconds: the browser's clock and the decoded length differ.
 RECORDING_DURATION_TOLERANCE_MS = env_int("RECORDING_DURATION_TOLERANCE_MS", 1000)
+# Sample rates a recording may declare; outside them it is refused (pipelines/audio.py).
+AUDIO_MIN_SAMPLE_RATE = env_int("AUDIO_MIN_SAMPLE_RATE", 8_000)
+AUDIO_MAX_SAMPLE_RATE = env_int("AUDIO_MAX_SAMPLE_RATE", 96_000)
 
 # --- points (PixMo-Points; annotator_app/points) -------------------------------------------
 POINTS_MAX_PER_LABEL = env_int("POINTS_MAX_PER_LABEL", 200)
@@ -397,6 +424,37 @@ if not 0.0 < POINTS_AGREEMENT_DISTANCE <= 100.0:
         f"got {POINTS_AGREEMENT_DISTANCE}"
     )
 
+# --- live guidance while speaking (P12; captions/live.py, README "Live guidance") ----------
+# The `live` queue and its own worker turn the growing recording into text and coverage;
+# it never shares a worker with `asr`. The model defaults to the ASR stage's.
+LIVE_WHISPER_MODEL = env_str("LIVE_WHISPER_MODEL", "") or WHISPER_MODEL
+LIVE_WHISPER_THREADS = env_int("LIVE_WHISPER_THREADS", 2)
+# New audio (seconds) before a take's open tail is decoded again: every Whisper run costs
+# a whole 30 s encoder pass, however short the audio, so runs are what to save.
+LIVE_MIN_STEP_SECONDS = env_float("LIVE_MIN_STEP_SECONDS", 2.0)
+# Audio of one take kept for live transcription (Redis); past it the live text stops.
+LIVE_MAX_BYTES = env_int("LIVE_MAX_BYTES", 16 * 1024 * 1024)
+# Seconds of new audio one step decodes at most (bounded work per speaker and step).
+LIVE_MAX_WINDOW_SECONDS = env_int("LIVE_MAX_WINDOW_SECONDS", 20)
+# The page says "live transcript paused" when the text is this far behind the audio.
+LIVE_MAX_LAG_SECONDS = env_int("LIVE_MAX_LAG_SECONDS", 10)
+# A live step not started this soon is dropped (its take has moved on); a new chunk
+# enqueues a fresh one.
+LIVE_TASK_EXPIRES_SECONDS = env_int("LIVE_TASK_EXPIRES_SECONDS", 30)
+# How long a take's live state outlives its last chunk (the submit reads its coverage).
+LIVE_STATE_TTL_SECONDS = env_int("LIVE_STATE_TTL_SECONDS", 24 * 3600)
+CELERY_TASK_ROUTES["captions.live_step"] = {"queue": "live"}
+for _name, _value, _low in [
+    ("LIVE_WHISPER_THREADS", LIVE_WHISPER_THREADS, 0),
+    ("LIVE_MAX_BYTES", LIVE_MAX_BYTES, 64 * 1024),
+    ("LIVE_MAX_WINDOW_SECONDS", LIVE_MAX_WINDOW_SECONDS, 5),
+    ("LIVE_MAX_LAG_SECONDS", LIVE_MAX_LAG_SECONDS, 2),
+    ("LIVE_TASK_EXPIRES_SECONDS", LIVE_TASK_EXPIRES_SECONDS, 5),
+    ("LIVE_STATE_TTL_SECONDS", LIVE_STATE_TTL_SECONDS, 60),
+]:
+    if _value < _low:
+        raise ConfigError(f"environment variable {_name} must be at least {_low}, got {_value}")
+
 # --- dataset exports (annotator_app/exports; README "Dataset export") ---------------------
 # Local snapshots go to EXPORT_ROOT/<id>/; with EXPORT_S3_BUCKET they go to
 # s3://EXPORT_S3_BUCKET/EXPORT_S3_PREFIX/<id>/ instead.
@@ -410,6 +468,10 @@ EXPORT_SIGNED_URL_SECONDS = env_int("EXPORT_SIGNED_URL_SECONDS", 7 * 24 * 3600)
 EXPORT_LICENSE = env_str("EXPORT_LICENSE", "odc-by")
 # Hard time limit of the export job, in seconds (soft: 30 s less).
 EXPORT_TIME_LIMIT = env_int("EXPORT_TIME_LIMIT", 6 * 3600)
+CELERY_BEAT_SCHEDULE["exports-sweep"] = {
+    "task": "exports.sweep",
+    "schedule": float(PIPELINE_SWEEP_SECONDS),
+}
 # Salt of the anonymised annotator ids of full exports (stable across snapshots).
 EXPORT_ANNOTATOR_SALT = env_str("EXPORT_ANNOTATOR_SALT", SECRET_KEY)
 if not 1 <= EXPORT_SIGNED_URL_SECONDS <= 7 * 24 * 3600:

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
+from annotator_app.catalog.admin import ImageThumbnailColumn
 from annotator_app.work.forms import LabelPromptsField
 from annotator_app.work.models import Assignment, Campaign, WorkItem
 from annotator_app.work.services import CampaignError, campaign_sync_items, campaign_validate
@@ -36,6 +37,7 @@ class CampaignForm(ModelForm):
             "overlap",
             "min_seconds",
             "max_seconds",
+            "live_guidance",
             "collection_method",
             "label_prompts",
             "guidelines",
@@ -73,7 +75,7 @@ class CampaignAdmin(admin.ModelAdmin):
     filter_horizontal = ("topics", "images", "reviewers")
     fieldsets = [
         (None, {"fields": ["name", "kind", "topics", "images", "overlap", "guidelines"]}),
-        ("Spoken descriptions (cap)", {"fields": ["min_seconds", "max_seconds"]}),
+        ("Spoken descriptions (cap)", {"fields": ["min_seconds", "max_seconds", "live_guidance"]}),
         ("Points", {"fields": ["collection_method", "label_prompts"]}),
         (
             "Serving",
@@ -102,8 +104,8 @@ class CampaignAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkItem)
-class WorkItemAdmin(admin.ModelAdmin):
-    list_display = ("id", "campaign", "image", "open_slots", "done_count", "created_at")
+class WorkItemAdmin(ImageThumbnailColumn, admin.ModelAdmin):
+    list_display = ("id", "campaign", "image_thumbnail", "open_slots", "done_count", "created_at")
     list_filter = ("campaign",)
     readonly_fields = ("campaign", "image", "open_slots", "done_count", "created_at")
     list_select_related = ("campaign", "image")

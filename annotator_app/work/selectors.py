@@ -19,6 +19,7 @@ from annotator_app.work.models import (
     Campaign,
     CampaignCounter,
     CampaignDayCounter,
+    WorkItem,
 )
 
 # --- permissions ---------------------------------------------------------------------------
@@ -51,6 +52,28 @@ def campaign_get(*, campaign_id: int) -> Campaign | None:
 def campaigns_for_annotator() -> QuerySet[Campaign]:
     """Active campaigns, highest priority first (every logged-in user may annotate)."""
     return Campaign.objects.filter(active=True).order_by("-priority", "id")
+
+
+def item_preview(*, kind: str, campaign_id: int | None = None) -> WorkItem | None:
+    """The item an annotator would be served next, for an admin to look at: read only.
+
+    Campaigns in the order claiming visits them (active, by priority); inside one, the
+    first open item (breadth-first campaigns: the most done first). Nothing is leased,
+    so it is the item a new annotator would most likely get, not a reservation. With `campaign_id`, that
+    campaign's next item, active or not (or any of its items when none is open).
+    """
+    items = WorkItem.objects.select_related("campaign", "image").filter(campaign__kind=kind)
+    if campaign_id is not None:
+        mine = items.filter(campaign_id=campaign_id)
+        open_first = mine.order_by("-open_slots", "id")
+        return open_first.first()
+    for campaign in campaigns_for_annotator().filter(kind=kind):
+        open_items = items.filter(campaign=campaign, open_slots__gt=0)
+        order = ("-done_count", "id") if campaign.breadth_first else ("id",)
+        item = open_items.order_by(*order).first()
+        if item is not None:
+            return item
+    return None
 
 
 def _assignments() -> QuerySet[Assignment]:

@@ -13,8 +13,9 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from annotator_app.accounts.permissions import is_admin
+from annotator_app.catalog.selectors import image_media_url
 from annotator_app.work import selectors
-from annotator_app.work.models import Campaign
+from annotator_app.work.models import Campaign, CampaignKind
 
 HISTORY_PAGE_SIZE = 25
 CHART_DAYS = 30
@@ -80,3 +81,30 @@ def history(request: HttpRequest) -> HttpResponse:
     """The user's own assignments with their status and any reviewer's reason."""
     page = Paginator(selectors.assignment_history(user=request.user), HISTORY_PAGE_SIZE)
     return render(request, "work/history.html", {"page": page.get_page(request.GET.get("page"))})
+
+
+def wants_preview(request: HttpRequest) -> bool:
+    """Admins opening a task page see a preview and claim nothing, unless they ask to
+    work on it themselves (`?annotate=1`)."""
+    return is_admin(request.user) and request.GET.get("annotate") != "1"
+
+
+def task_preview(request: HttpRequest, *, kind: str, context: dict[str, object]) -> HttpResponse:
+    """The admin's read-only view of a task page: the next item, its campaign's settings.
+
+    `context` adds what the kind's page shows (the guiding questions, label prompts).
+    """
+    campaign_id = request.GET.get("campaign", "")
+    item = selectors.item_preview(
+        kind=kind, campaign_id=int(campaign_id) if campaign_id.isdigit() else None
+    )
+    campaigns = Campaign.objects.filter(kind=kind).order_by("-active", "-priority", "id")
+    page = {
+        **context,
+        "kind": CampaignKind(kind),
+        "item": item,
+        "campaign": item.campaign if item else None,
+        "image_url": image_media_url(image=item.image) if item else "",
+        "campaigns": campaigns,
+    }
+    return render(request, "work/preview.html", page)

@@ -5,10 +5,23 @@ import { MemoryStore, type TakeStore } from "./capture/memory";
 import { MicError, Recorder } from "./capture/recorder";
 import { CaptureStore, newId, type Session } from "./capture/store";
 import { UploadRefusedError, uploadWithRetry } from "./capture/uploader";
+import { postSkip, skipReason } from "./capture/skip";
+import { showStages, type ProgressOut } from "./capture/stages";
 import { setupZoom } from "./capture/zoom";
 import { apiFetch } from "./csrf";
+import { LiveGuide } from "./live";
 
-type Phase = "idle" | "starting" | "recording" | "stopping" | "recorded" | "uploading" | "submitted";
+type Phase =
+  | "idle"
+  | "starting"
+  | "recording"
+  | "paused"
+  | "stopping"
+  | "recorded"
+  | "uploading"
+  | "submitted"
+  | "skipping"
+  | "skipped";
 
 interface RecordingOut {
   id: number;
@@ -19,6 +32,7 @@ interface RecordingOut {
   transcript: string | null;
   caption: string | null;
   processing_note?: string | null;
+  progress?: ProgressOut;
 }
 
 const FINAL_STATUSES = new Set(["done", "failed", "flagged"]);
@@ -67,6 +81,7 @@ class CapturePage {
   private readonly maxMs: number;
   private readonly uploadUrl: string;
   private readonly heartbeatUrl: string;
+  private readonly skipUrl: string;
   private readonly ui;
   private phase: Phase = "idle";
   private store: TakeStore = new MemoryStore();
@@ -76,6 +91,8 @@ class CapturePage {
   private ticker = 0;
   private playbackUrl = "";
   private readonly active = new ActiveClock();
+  // P12 live guidance (frontend/src/live.ts); null when the campaign has it off.
+  private readonly live: LiveGuide | null;
 
   constructor(root: HTMLElement) {
     this.assignmentId = Number(root.dataset.assignmentId);
@@ -83,6 +100,7 @@ class CapturePage {
     this.maxMs = Number(root.dataset.maxSeconds) * 1000;
     this.uploadUrl = root.dataset.uploadUrl ?? "";
     this.heartbeatUrl = root.dataset.heartbeatUrl ?? "";
+    this.skipUrl = root.dataset.skipUrl ?? "";
     this.ui = {
       alert: need<HTMLElement>(root, "[data-alert]"),
       recorder: need<HTMLElement>(root, "[data-recorder]"),
@@ -91,9 +109,13 @@ class CapturePage {
       progress: need<HTMLProgressElement>(root, "[data-progress]"),
       level: need<HTMLMeterElement>(root, "[data-level]"),
       start: need<HTMLButtonElement>(root, "[data-action='start']"),
+      pause: need<HTMLButtonElement>(root, "[data-action='pause']"),
       stop: need<HTMLButtonElement>(root, "[data-action='stop']"),
       again: need<HTMLButtonElement>(root, "[data-action='again']"),
       submit: need<HTMLButtonElement>(root, "[data-action='submit']"),
+      skip: need<HTMLButtonElement>(root, "[data-action='skip']"),
+      skipForm: need<HTMLFormElement>(root, "[data-skip-form]"),
+      skipCancel: need<HTMLButtonElement>(root, "[data-action='skip-cancel']"),
       recovered: need<HTMLElement>(root, "[data-recovered]"),
       playback: need<HTMLAudioElement>(root, "[data-playback]"),
       outcome: need<HTMLElement>(root, "[data-outcome]"),
@@ -101,14 +123,24 @@ class CapturePage {
       texts: need<HTMLElement>(root, "[data-texts]"),
       transcript: need<HTMLElement>(root, "[data-transcript]"),
       caption: need<HTMLElement>(root, "[data-caption]"),
+      stages: need<HTMLOListElement>(root, "[data-stages]"),
+      estimate: need<HTMLElement>(root, "[data-estimate]"),
     };
+    this.live = LiveGuide.fromPage(root);
   }
 
   async init(): Promise<void> {
     this.ui.start.addEventListener("click", () => void this.start());
     this.ui.again.addEventListener("click", () => void this.start());
     this.ui.stop.addEventListener("click", () => void this.stop());
+    this.ui.pause.addEventListener("click", () => this.togglePause());
     this.ui.submit.addEventListener("click", () => void this.submit());
+    this.ui.skip.addEventListener("click", () => this.openSkip());
+    this.ui.skipCancel.addEventListener("click", () => this.closeSkip());
+    this.ui.skipForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void this.skip();
+    });
     document.addEventListener("keydown", (event) => this.onKey(event));
     document.addEventListener("keyup", (event) => {
       if (this.isSpace(event)) {
@@ -131,7 +163,8 @@ class CapturePage {
 
   /** Keep the lease while the annotator works (a long take must not lose its item). */
   private async heartbeat(): Promise<void> {
-    if (this.phase === "submitted" || this.phase === "uploading" || !this.heartbeatUrl) {
+    const over = ["submitted", "uploading", "skipping", "skipped"].includes(this.phase);
+    if (over || !this.heartbeatUrl) {
       return;
     }
     const body = new FormData();
@@ -220,6 +253,7 @@ class CapturePage {
             take.mimeType = take.mimeType || blob.type || recorder.mimeType;
             return this.store.appendChunk(take, blob);
           })
+          .finally(() => this.live?.onChunk(blob, elapsedMs))
           .catch((error: unknown) =>
             this.showAlert(`A piece of the recording could not be saved in this browser: ${String(error)}`),
           );
@@ -237,6 +271,7 @@ class CapturePage {
       return;
     }
     take.mimeType = recorder.mimeType;
+    this.live?.start(take.idempotencyKey);
     const replaced = this.take;
     this.writes = this.writes.then(async () => {
       await this.store.putSession(take);
@@ -256,7 +291,7 @@ class CapturePage {
   private tick(): void {
     const elapsed = this.recorder?.elapsedMs() ?? 0;
     this.showTime(elapsed);
-    if (elapsed >= this.maxMs && this.phase === "recording") {
+    if (elapsed >= this.maxMs && (this.phase === "recording" || this.phase === "paused")) {
       this.showAlert(`The recording reached the maximum of ${clock(this.maxMs)} and was stopped.`);
       void this.stop();
     }
@@ -265,7 +300,7 @@ class CapturePage {
   private async stop(): Promise<void> {
     const recorder = this.recorder;
     const take = this.take;
-    if (this.phase !== "recording" || recorder === null || take === null) {
+    if ((this.phase !== "recording" && this.phase !== "paused") || recorder === null || take === null) {
       return;
     }
     this.phase = "stopping";
@@ -274,6 +309,7 @@ class CapturePage {
     await recorder.stop();
     this.recorder = null;
     await this.writes;
+    this.live?.stop();
     take.durationMs = recorder.elapsedMs();
     take.state = "recorded";
     await this.store.putSession(take);
@@ -288,6 +324,28 @@ class CapturePage {
     this.render();
   }
 
+  /** Pause or resume within the same take; the timer counts spoken time only. */
+  private togglePause(): void {
+    const recorder = this.recorder;
+    if (recorder === null) {
+      return;
+    }
+    if (this.phase === "recording") {
+      recorder.pause();
+      this.phase = "paused";
+    } else if (this.phase === "paused") {
+      recorder.resume();
+      this.phase = "recording";
+    }
+    this.showTime(recorder.elapsedMs());
+    this.render();
+  }
+
+  private typing(event: KeyboardEvent): boolean {
+    const target = event.target as HTMLElement | null;
+    return Boolean(target?.closest("input, textarea, select, [contenteditable='true'], audio"));
+  }
+
   private isSpace(event: KeyboardEvent): boolean {
     const target = event.target as HTMLElement | null;
     const typing = target?.closest("input, textarea, select, [contenteditable='true'], audio");
@@ -295,6 +353,12 @@ class CapturePage {
   }
 
   private onKey(event: KeyboardEvent): void {
+    const plain = !event.ctrlKey && !event.metaKey && !event.altKey;
+    if (plain && (event.key === "p" || event.key === "P") && !this.typing(event)) {
+      event.preventDefault();
+      this.togglePause();
+      return;
+    }
     if (!this.isSpace(event)) {
       return;
     }
@@ -302,7 +366,7 @@ class CapturePage {
     if (event.repeat) {
       return;
     }
-    if (this.phase === "recording") {
+    if (this.phase === "recording" || this.phase === "paused") {
       void this.stop();
     } else if (this.phase === "idle") {
       void this.start();
@@ -395,6 +459,56 @@ class CapturePage {
     }
   }
 
+  // --- skipping -------------------------------------------------------------------------
+
+  private openSkip(): void {
+    this.ui.skipForm.hidden = false;
+    this.ui.skipForm.querySelector<HTMLInputElement>("input[type='radio']")?.focus();
+  }
+
+  private closeSkip(): void {
+    this.ui.skipForm.hidden = true;
+    this.ui.skip.focus();
+  }
+
+  /** Give the item up with a reason; a take recorded for it is dropped from this browser. */
+  private async skip(): Promise<void> {
+    if (!["idle", "recorded"].includes(this.phase)) {
+      this.showAlert("Stop the recording first, then skip.");
+      return;
+    }
+    const reason = skipReason(this.ui.skipForm);
+    if (!reason) {
+      this.showAlert("Say why you skip this image: choose a reason or write one.");
+      return;
+    }
+    const previous = this.phase;
+    this.phase = "skipping";
+    this.render();
+    try {
+      await postSkip(this.skipUrl, reason);
+    } catch (error) {
+      this.phase = previous;
+      this.render();
+      this.showAlert(`The image could not be skipped: ${error instanceof Error ? error.message : String(error)}`);
+      return;
+    }
+    if (this.take !== null) {
+      await this.store.deleteSession(this.take.sessionId);
+      this.take = null;
+    }
+    this.hidePlayback();
+    this.clearAlert();
+    this.phase = "skipped";
+    this.ui.skipForm.hidden = true;
+    this.ui.texts.hidden = true;
+    this.ui.stages.hidden = true;
+    this.ui.estimate.hidden = true;
+    this.ui.outcome.querySelector<HTMLElement>("[data-timing]")?.setAttribute("hidden", "");
+    this.showStatus(`Image skipped (${reason}).`);
+    this.render();
+  }
+
   // --- display --------------------------------------------------------------------------
 
   private showResult(recording: RecordingOut): void {
@@ -404,6 +518,9 @@ class CapturePage {
       `Description submitted. Processing status: ${recording.status_label}${reason}${note}`,
     );
     this.ui.outcome.dataset.recordingStatus = recording.status;
+    if (recording.progress) {
+      showStages(this.ui.stages, this.ui.estimate, recording.progress);
+    }
     if (recording.transcript !== null || recording.caption !== null) {
       this.ui.transcript.textContent = recording.transcript ?? "";
       this.ui.caption.textContent = recording.caption ?? "(not written yet)";
@@ -430,9 +547,8 @@ class CapturePage {
     this.ui.timer.textContent = clock(ms);
     this.ui.progress.value = Math.min(ms, this.minMs) / 1000;
     const reached = ms >= this.minMs;
-    this.ui.timerState.textContent = reached
-      ? "minimum reached"
-      : `${Math.ceil((this.minMs - ms) / 1000)} s to go`;
+    const state = reached ? "minimum reached" : `${Math.ceil((this.minMs - ms) / 1000)} s to go`;
+    this.ui.timerState.textContent = this.phase === "paused" ? `paused · ${state}` : state;
     this.ui.timerState.classList.toggle("reached", reached);
   }
 
@@ -457,14 +573,19 @@ class CapturePage {
   }
 
   private render(): void {
-    const { start, stop, again, submit, recorder } = this.ui;
+    const { start, pause, stop, again, submit, skip, recorder } = this.ui;
     const phase = this.phase;
     const hasTake = phase === "recorded" || (phase === "uploading" && this.take !== null);
+    const live = phase === "recording" || phase === "paused";
     recorder.dataset.state = phase;
-    recorder.hidden = phase === "submitted";
+    recorder.hidden = phase === "submitted" || phase === "skipped";
     start.hidden = hasTake;
     start.disabled = phase !== "idle";
-    stop.disabled = phase !== "recording";
+    pause.disabled = !live;
+    pause.textContent = phase === "paused" ? "Resume" : "Pause";
+    pause.setAttribute("aria-pressed", String(phase === "paused"));
+    skip.disabled = !(phase === "idle" || phase === "recorded");
+    stop.disabled = !live;
     again.hidden = !hasTake;
     again.disabled = phase !== "recorded";
     submit.disabled = !(phase === "recorded" && (this.take?.durationMs ?? 0) >= this.minMs);

@@ -6,7 +6,9 @@ import "./capture";
 import "./points";
 import "./ama";
 import "./admin/labelPrompts";
+import "./admin/importProgress";
 import "./admin/exports";
+import "./review/captions";
 
 export { apiFetch, readCookie };
 

@@ -75,3 +75,47 @@ def test_schema_and_docs_are_served(cast, client: Client) -> None:  # type: igno
     assert schema.status_code == 200 and b"/api/v1/me/" in schema.content
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
+
+
+def _stuff(client: Client, count: int, *, address: str = "203.0.113.7") -> None:
+    """One wrong password for each of `count` different usernames, from one address."""
+    for n in range(count):
+        client.post("/login/", {"username": f"victim{n}", "password": "guess"}, REMOTE_ADDR=address)
+
+
+def test_credential_stuffing_locks_out_the_address_across_usernames(cast, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 8
+    attacker = Client()
+    _stuff(attacker, 7)  # never twice the same username: no pair reaches its limit
+    still_open = attacker.post(
+        "/login/", {"username": "owner", "password": "pw-owner-123"}, REMOTE_ADDR="203.0.113.7"
+    )
+    assert still_open.status_code == 302  # under the limit, and logging in does not reset it
+    Client().post("/logout/")
+    _stuff(Client(), 1)
+    # The 8th failure from the address: even the right password of a real user is refused.
+    locked = Client().post(
+        "/login/", {"username": "other", "password": "pw-other-123"}, REMOTE_ADDR="203.0.113.7"
+    )
+    assert locked.status_code == 429 and b"Too many failed logins" in locked.content
+    assert "sessionid" not in locked.cookies  # no session was written for the attacker
+    token = Client().post(
+        "/api/v1/auth/token/",
+        {"username": "other", "password": "pw-other-123"},
+        REMOTE_ADDR="203.0.113.7",
+    )
+    assert token.status_code in (401, 403, 429) and b'"token"' not in token.content
+    # Another address is not affected.
+    elsewhere = Client().post(
+        "/login/", {"username": "other", "password": "pw-other-123"}, REMOTE_ADDR="198.51.100.9"
+    )
+    assert elsewhere.status_code == 302
+
+
+def test_the_address_limit_can_be_turned_off(cast, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 0
+    _stuff(Client(), 12)
+    response = Client().post(
+        "/login/", {"username": "other", "password": "pw-other-123"}, REMOTE_ADDR="203.0.113.7"
+    )
+    assert response.status_code == 302

@@ -57,9 +57,10 @@ def accepted_cap_caption(image: Any, text: str, campaign: Any = None) -> Any:
     from annotator_app.captions.models import CleanedCaption, Recording, RecordingStatus, Transcript
     from annotator_app.work.models import Assignment, AssignmentStatus, Campaign, WorkItem
 
-    campaign = Campaign.objects.create(
-        name=f"cap-{uuid.uuid4().hex[:8]}", kind="cap", min_seconds=1
-    )
+    if campaign is None:
+        campaign = Campaign.objects.create(
+            name=f"cap-{uuid.uuid4().hex[:8]}", kind="cap", min_seconds=1
+        )
     item = WorkItem.objects.create(campaign=campaign, image=image, open_slots=0)
     speaker = User.objects.create_user(
         username=f"spk-{uuid.uuid4().hex[:8]}", password="pw-spk-123", role=Role.ANNOTATOR

@@ -114,3 +114,21 @@ def test_only_accepted_captions_of_a_cap_campaign_are_used(
     assert "0 accepted captions" in output and fake_llm.requests == []
     with pytest.raises(CommandError, match="no campaign"):
         run_command("--campaign", "nope")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_run_goes_through_a_real_worker_on_the_llm_queue(
+    fake_llm, fake_llm_settings, settings
+) -> None:
+    from tests.captions.pipeline_helpers import worker
+
+    settings.CAPQA_MULTI_TURN_SHARE = 0.0
+    first = accepted_cap_caption(store_image(sign_png(["ONE"])), CAPTION)
+    campaign = first.transcript.recording.campaign
+    accepted_cap_caption(store_image(sign_png(["TWO"])), CAPTION, campaign=campaign)
+    fake_llm.default = reply(pairs(("What colour is the pot?", "The pot is blue.")))
+    with worker(queues="llm"):
+        output = run_command("--campaign", campaign.name, "--timeout", "300")
+    assert "2/2 processed, 0 failed" in output and "pairs kept: 2" in output
+    assert CapQAPair.objects.filter(campaign=campaign).count() == 2  # one per image

@@ -213,19 +213,31 @@ def test_a_human_caption_wins_over_the_model_service(
     assert "opening hours" in fake_llm.requests[0]["messages"][-1]["content"]
 
 
+@pytest.mark.parametrize("outage", ["500", "timeout", "down"])
 def test_the_model_service_caption_is_used_without_a_human_one_and_its_outage_is_shown(
-    cast, api_as, session, fake_llm, fake_llm_settings, settings
+    cast, api_as, session, fake_llm, fake_llm_settings, settings, outage
 ) -> None:
     # The fake plays the model service here; the LLM answers from the same fake.
     settings.MODEL_SERVICE_URL = fake_llm.url
     settings.MODEL_SERVICE_MODEL = "molmo-test"
+    settings.MODEL_SERVICE_TIMEOUT_SECONDS = 1
     client = api_as(cast.owner)
-    fake_llm.push(fail(500), fail(500))
+    if outage == "500":
+        fake_llm.push(fail(500), fail(500))
+    elif outage == "timeout":
+        fake_llm.push(hang(5), hang(5))
+    else:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            settings.MODEL_SERVICE_URL = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
     current = ask(client, session)
     assert answering.round_answer(current.pk) == "failed"
     current.refresh_from_db()
     assert "captioning model service is not answering" in current.failure_reason
+    assert current.question == "When is the shop open?"
 
+    settings.MODEL_SERVICE_URL = fake_llm.url
+    fake_llm.requests.clear()
     fake_llm.push(reply("A shop sign with opening hours."), reply("It opens at 9."))
     client.post(f"{API}/rounds/{current.pk}/retry/", format="json")
     assert answering.round_answer(current.pk) == "done"
@@ -248,7 +260,7 @@ def test_the_model_service_caption_is_used_without_a_human_one_and_its_outage_is
     answering.round_answer(second.pk)
     second.refresh_from_db()
     assert second.caption == current.caption and second.caption_ms == 0
-    assert len(fake_llm.requests) == 5  # 2 failed captions, caption, answer, revised answer
+    assert len(fake_llm.requests) == 3  # caption, answer, revised answer
 
 
 def test_skip_keeps_the_rounds_and_frees_the_slot(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import struct
 import subprocess
 import tempfile
 from functools import lru_cache
@@ -60,4 +61,33 @@ def speech_webm(seconds: float, *, container: str = "webm") -> bytes:
                 dst.mux(packet)
         for packet in stream.encode(None):
             dst.mux(packet)
+    return out.getvalue()
+
+
+def wav_declaring_rate(seconds: float, *, declared_rate: int, real_rate: int = 16_000) -> bytes:
+    """`seconds` of speech sampled at `real_rate`, in a WAV whose header says `declared_rate`.
+
+    The attack: at 1333 Hz declared, 16 kHz speech plays (and measures) 12 times longer.
+    """
+    speech = np.resize(_speech_samples()[:: RATE // real_rate], int(seconds * real_rate))
+    pcm = (np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, declared_rate, declared_rate * 2, 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"data" + struct.pack("<I", len(pcm)) + pcm
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def webm_with_stretched_timestamps(seconds: float, *, factor: int) -> bytes:
+    """`seconds` of Opus speech whose packet timestamps claim `factor` times as long."""
+    out = io.BytesIO()
+    with av.open(io.BytesIO(speech_webm(seconds)), format="matroska") as src:
+        audio = src.streams.audio[0]
+        with av.open(out, "w", format="webm") as dst:
+            stream = dst.add_stream_from_template(audio)
+            for packet in src.demux(audio):
+                if packet.size == 0:
+                    continue
+                packet.pts, packet.dts = packet.pts * factor, packet.dts * factor
+                packet.stream = stream
+                dst.mux(packet)
     return out.getvalue()

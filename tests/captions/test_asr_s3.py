@@ -24,7 +24,7 @@ def s3_media(s3, settings, moto_endpoint: str) -> str:  # noqa: F811
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "annotator_app.catalog.storage.SafeKeyS3Storage",
             "OPTIONS": {"bucket_name": bucket, "endpoint_url": moto_endpoint,
                         "region_name": "us-east-1", "file_overwrite": False},
         },

@@ -11,7 +11,11 @@ from django.db import connection
 
 from annotator_app.captions.models import CleanedCaption, Recording, Transcript
 from annotator_app.work.models import AssignmentStatus
-from tests.captions.audio_fixtures import speech_webm
+from tests.captions.audio_fixtures import (
+    speech_webm,
+    wav_declaring_rate,
+    webm_with_stretched_timestamps,
+)
 from tests.captions.capture_helpers import (
     MAX_SECONDS,
     good_audio,
@@ -64,7 +68,8 @@ def test_a_retry_with_the_same_key_creates_nothing_new(
     again = upload(client, assignment.pk, good_audio(), key)
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["id"] == first.json()["id"]
-    assert Recording.objects.count() == 1 and len(stored_files(capture_media)) == 1
+    # One upload: its file and the seekable copy beside it.
+    assert Recording.objects.count() == 1 and len(stored_files(capture_media)) == 2
     # The key belongs to that upload: using it for another assignment is a conflict.
     second = lease(cast.owner)
     reused = upload(client, second.pk, good_audio(), key)
@@ -72,7 +77,8 @@ def test_a_retry_with_the_same_key_creates_nothing_new(
     # A second recording for a submitted assignment is refused too.
     late = upload(client, assignment.pk, good_audio())
     assert late.status_code == 409 and "submitted" in late.json()["detail"]
-    assert Recording.objects.count() == 1 and len(stored_files(capture_media)) == 1
+    # One upload: its file and the seekable copy beside it.
+    assert Recording.objects.count() == 1 and len(stored_files(capture_media)) == 2
 
 
 @pytest.mark.parametrize(
@@ -83,8 +89,12 @@ def test_a_retry_with_the_same_key_creates_nothing_new(
         (lambda: b"<html><script>alert(1)</script></html>", 400, "HTML"),
         (lambda: speech_webm(2), 400, "at least 4 s"),
         (lambda: speech_webm(MAX_SECONDS + 2), 400, "at most 8 s"),
+        # 0.5 s of 16 kHz speech declared at 1333 Hz would read as 6 s, inside 4..8 s.
+        (lambda: wav_declaring_rate(0.5, declared_rate=1333), 400, "sample rate of 1333 Hz"),
+        # 2 s of Opus whose timestamps claim 6 s.
+        (lambda: webm_with_stretched_timestamps(2, factor=3), 400, "at least 4 s"),
     ],
-    ids=["empty", "text", "html", "too-short", "too-long"],
+    ids=["empty", "text", "html", "too-short", "too-long", "low-rate", "stretched"],
 )
 def test_bad_audio_is_refused_with_a_reason_and_nothing_stored(
     cast, api_as, capture_campaign, capture_media: Path, make, status, words
@@ -210,18 +220,24 @@ def test_only_the_owner_reviewers_and_admins_hear_the_audio(
     assignment = lease(cast.owner)
     data = good_audio()
     body = upload(api_as(cast.owner), assignment.pk, data).json()
+    recording = Recording.objects.get(pk=body["id"])
     path = body["audio_url"].removeprefix("http://testserver")
+    assert path == f"/media/{recording.playback_key}"  # players get the seekable copy
+    copy = (capture_media / recording.playback_key).read_bytes()
+    original = f"/media/{recording.storage_key}"
     for user, expected in ((cast.owner, 200), (cast.reviewer, 200), (cast.admin, 200)):
         client.force_login(user)
-        response = client.get(path)
-        assert response.status_code == expected
-        assert response["Content-Type"] == "audio/webm"
-        assert response["X-Content-Type-Options"] == "nosniff"
-        assert b"".join(response.streaming_content) == data
-    client.force_login(cast.other)
-    assert client.get(path).status_code == 404
-    client.logout()
-    assert client.get(path).status_code == 302  # to the login page
+        for url, content in ((path, copy), (original, data)):
+            response = client.get(url)
+            assert response.status_code == expected
+            assert response["Content-Type"] == "audio/webm"
+            assert response["X-Content-Type-Options"] == "nosniff"
+            assert b"".join(response.streaming_content) == content
+    for url in (path, original):
+        client.force_login(cast.other)
+        assert client.get(url).status_code == 404
+        client.logout()
+        assert client.get(url).status_code == 302  # to the login page
 
 
 @pytest.mark.django_db(transaction=True)
@@ -247,7 +263,8 @@ def test_two_simultaneous_uploads_with_one_key_store_one_recording(
         results = list(pool.map(send, range(4)))
     assert len({pk for pk, _ in results}) == 1
     assert sorted(created for _, created in results) == [False, False, False, True]
-    assert Recording.objects.count() == 1 and len(stored_files(capture_media)) == 1
+    # One upload: its file and the seekable copy beside it.
+    assert Recording.objects.count() == 1 and len(stored_files(capture_media)) == 2
 
 
 def test_a_reviewer_of_other_campaigns_neither_sees_nor_hears_it(
@@ -295,4 +312,5 @@ def test_an_expired_lease_still_takes_its_recording_unless_the_item_went_to_othe
     assert lease(cast.other).item_id == slow_two.item_id
     refused = upload(api_as(cast.owner), slow_two.pk, good_audio())
     assert refused.status_code == 409 and "other annotators" in refused.json()["detail"]
-    assert Recording.objects.count() == 1 and len(stored_files(capture_media)) == 1
+    # One upload: its file and the seekable copy beside it.
+    assert Recording.objects.count() == 1 and len(stored_files(capture_media)) == 2

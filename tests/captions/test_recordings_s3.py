@@ -46,7 +46,7 @@ def bucket(settings, monkeypatch, moto_url: str) -> tuple[Any, str]:  # type: ig
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "annotator_app.catalog.storage.SafeKeyS3Storage",
             "OPTIONS": {
                 "bucket_name": name,
                 "endpoint_url": moto_url,
@@ -73,7 +73,8 @@ def test_a_recording_lands_in_the_bucket_and_plays_for_its_owner_only(
     data = good_audio()
     assert upload(api_as(cast.owner), assignment.pk, data).status_code == 201
     recording = Recording.objects.get()
-    assert _keys(bucket) == [recording.storage_key]
+    # The upload and its seekable copy (S3 serves byte ranges itself).
+    assert sorted(_keys(bucket)) == sorted([recording.storage_key, recording.playback_key])
 
     viewer = Client()
     viewer.force_login(cast.owner)
@@ -81,8 +82,11 @@ def test_a_recording_lands_in_the_bucket_and_plays_for_its_owner_only(
     assert redirect.status_code == 302
     fetched = requests.get(redirect["Location"], timeout=10)
     assert fetched.content == data and fetched.headers["Content-Type"] == "audio/webm"
+    copy = requests.get(viewer.get(f"/media/{recording.playback_key}")["Location"], timeout=10)
+    assert copy.status_code == 200 and copy.content.startswith(b"\x1a\x45\xdf\xa3")
     viewer.force_login(cast.other)
     assert viewer.get(f"/media/{recording.storage_key}").status_code == 404
+    assert viewer.get(f"/media/{recording.playback_key}").status_code == 404
 
 
 def test_refused_and_failed_uploads_leave_the_bucket_empty(

@@ -40,7 +40,9 @@ def test_a_reviewer_sees_the_queue_and_accepts(cast, client, submitted: Recordin
     index = client.get("/captions/review/").content.decode()
     assert "campaign review" in index and "1 waiting" in index
     page = client.get(f"/captions/review/{submitted.campaign_id}/").content.decode()
-    assert f"/media/{submitted.storage_key}" in page and "owner" in page
+    # Players get the seekable copy made at upload; the original stays stored.
+    assert submitted.playback_key.endswith(".play.webm")
+    assert f'src="/media/{submitted.playback_key}"' in page and "owner" in page
     assert ">Accept</button>" in page and ">Reject</button>" in page
     assert " style=" not in page
     answer = verdict(client, submitted, "accept")

@@ -44,6 +44,18 @@ def png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
     )
 
 
+def animation(fmt: str = "GIF", frames: int = 5000, size: tuple[int, int] = (16, 16)) -> bytes:
+    """An animated GIF, PNG (APNG) or WebP; every frame differs, so none is merged away."""
+    images = []
+    for n in range(frames):
+        img = Image.new("RGB", size, (n % 256, (n // 256) % 256, 90))
+        ImageDraw.Draw(img).point((n % size[0], (n // size[0]) % size[1]), fill=(255, 255, 255))
+        images.append(img)
+    out = io.BytesIO()
+    images[0].save(out, fmt, save_all=True, append_images=images[1:], duration=40, loop=0)
+    return out.getvalue()
+
+
 SVG_WITH_SCRIPT = (
     b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
     b"<script>alert(document.cookie)</script></svg>"

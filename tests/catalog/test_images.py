@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from pipelines.images import ImageRejected, inspect_image
-from tests.catalog.conftest import HTML_PAGE, SVG_WITH_SCRIPT, make_image, png_bomb
+from tests.catalog.conftest import HTML_PAGE, SVG_WITH_SCRIPT, animation, make_image, png_bomb
 
 LIMITS = {"max_bytes": 1_000_000, "max_pixels": 10_000_000}
 
@@ -53,3 +53,23 @@ def test_decompression_bombs_are_refused_from_the_header() -> None:
     # 5k x 5k is under Pillow's default limit but over ours: our header check fires,
     # before the (deliberately broken) pixel data is ever decoded.
     assert "5000x5000" in _reason(png_bomb(5000, 5000), max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP"])
+def test_animations_are_limited_in_frames(fmt: str) -> None:
+    data = animation(fmt, frames=12)
+    assert "more than 10 frames" in _reason(data, max_frames=10)
+    info = inspect_image(data, **LIMITS, max_frames=12)  # exactly at the limit: accepted
+    assert (info.width, info.height) == (16, 16)
+
+
+def test_animations_are_limited_in_decoded_pixels_over_all_frames() -> None:
+    # 8 frames of 400x400 = 1.28M decoded pixels, each frame well under max_pixels.
+    data = animation("GIF", frames=8, size=(400, 400))
+    reason = _reason(data, max_total_pixels=1_000_000)
+    assert "decode to over 1000000 pixels" in reason and "160000 pixels" in reason
+    assert inspect_image(data, **LIMITS, max_total_pixels=1_280_000).format == "gif"
+
+
+def test_a_still_gif_is_not_an_animation() -> None:
+    assert inspect_image(make_image("GIF"), **LIMITS, max_frames=1).format == "gif"

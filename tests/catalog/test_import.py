@@ -14,6 +14,7 @@ from tests.catalog.conftest import (
     HTML_PAGE,
     SVG_WITH_SCRIPT,
     ScriptedServer,
+    animation,
     make_image,
     png_bomb,
     stored_files,
@@ -114,6 +115,25 @@ def test_bad_files_are_rejected_and_nothing_written(
     outcome = image_import_bytes(data=data, source_url="direct")
     assert outcome.status == ImportStatus.REJECTED and reason in outcome.reason
     assert Image.objects.count() == 0 and stored_files(media_root) == []
+
+
+def test_a_5000_frame_gif_is_rejected_and_nothing_written(media_root: Path, tmp_path: Path) -> None:
+    # The attack that got through: a small GIF holding 5000 frames.
+    bomb = tmp_path / "many-frames.gif"
+    bomb.write_bytes(animation("GIF", frames=5000))
+    summary = images_import(sources=[str(bomb)])
+    _assert_rejected_and_nothing_written(summary, media_root, "more than 100 frames")
+
+
+def test_an_animation_decoding_to_too_many_pixels_is_rejected_and_nothing_written(
+    media_root: Path, tmp_path: Path, settings
+) -> None:  # type: ignore[no-untyped-def]
+    # 30 frames of 1000x1000: each frame passes the per-image limit, all of them do not.
+    settings.IMAGE_MAX_TOTAL_PIXELS = 20_000_000
+    bomb = tmp_path / "big-frames.gif"
+    bomb.write_bytes(animation("GIF", frames=30, size=(1000, 1000)))
+    summary = images_import(sources=[str(bomb)])
+    _assert_rejected_and_nothing_written(summary, media_root, "over 20000000 pixels")
 
 
 def test_oversize_file_is_rejected(media_root: Path, tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]

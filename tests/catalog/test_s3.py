@@ -49,7 +49,7 @@ def s3_storage(s3, settings, moto_endpoint: str) -> str:  # type: ignore[no-unty
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "annotator_app.catalog.storage.SafeKeyS3Storage",
             "OPTIONS": {
                 "bucket_name": bucket,
                 "endpoint_url": moto_endpoint,
@@ -103,3 +103,44 @@ def test_rejected_bytes_write_nothing_to_s3(s3, s3_storage: str) -> None:  # typ
     outcome = image_import_bytes(data=b"<svg><script>alert(1)</script></svg>")
     assert outcome.status == ImportStatus.REJECTED
     assert s3.list_objects_v2(Bucket=s3_storage)["KeyCount"] == 0 and Image.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["batch1/../secret.png", "batch1//a.png", "/batch1/a.png", "batch1/./a.png", "batch1/a.png/"],
+)
+def test_trick_keys_are_refused_by_the_storage_and_nothing_written(
+    s3, s3_storage: str, key: str
+) -> None:  # type: ignore[no-untyped-def]
+    from django.core.exceptions import SuspiciousFileOperation
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    s3.put_object(Bucket=s3_storage, Key="secret.png", Body=b"not for you")
+    for attempt in (
+        lambda: default_storage.save(key, ContentFile(make_image("PNG"))),
+        lambda: default_storage.open(key, "rb"),
+        lambda: default_storage.exists(key),
+        lambda: default_storage.delete(key),
+        lambda: default_storage.url(key),
+    ):
+        with pytest.raises(SuspiciousFileOperation):
+            attempt()
+    listed = s3.list_objects_v2(Bucket=s3_storage)
+    assert [o["Key"] for o in listed["Contents"]] == ["secret.png"]
+
+
+def test_trick_keys_in_an_import_source_are_refused(s3, media_root: Path) -> None:  # type: ignore[no-untyped-def]
+    s3.create_bucket(Bucket="tricky")
+    good = make_image("PNG", seed=31)
+    for key in ("in/a.png", "in//b.png", "in/../c.png", "in/./d.png"):
+        s3.put_object(Bucket="tricky", Key=key, Body=make_image("PNG", seed=len(key)))
+    s3.put_object(Bucket="tricky", Key="in/ok.png", Body=good)
+    summary = images_import(sources=["s3://tricky/in/"])
+    reasons = {o.source: o.reason for o in summary.rejected}
+    assert summary.counts["imported"] == 2  # in/a.png and in/ok.png
+    assert "empty segment" in reasons["s3://tricky/in//b.png"]
+    for prefix in ("s3://tricky/in/../", "s3://tricky//in/", "s3://tricky/in/./"):
+        refused = images_import(sources=[prefix])
+        assert refused.nothing_read and "refused" in refused.rejected[0].reason, prefix
+    assert Image.objects.count() == 2 and len(stored_files(media_root)) == 2

@@ -28,7 +28,7 @@ def test_a_reviewer_rejects_a_description_and_the_annotator_sees_why(  # type: i
         page.get_by_role("link", name="Review spoken descriptions").click()
         page.get_by_role("link", name="e2e capture").click()
         audio_url = page.locator("audio").get_attribute("src")
-        assert audio_url == f"/media/{recording.storage_key}"
+        assert audio_url == f"/media/{recording.playback_key}"  # the seekable copy
         heard = page.request.get(f"{live_server.url}{audio_url}")
         assert heard.status == 200 and heard.headers["content-type"] == "audio/webm"
         page.get_by_label("Reason").fill("Please also say what the sign reads.")

@@ -144,3 +144,62 @@ def points_image(
             seconds=2.5,
         )
     return annotation
+
+
+def ama_session(
+    camp: Campaign,
+    image: Image,
+    question: str,
+    answers: list[tuple[str, str, str]],
+    status: str = AssignmentStatus.ACCEPTED,
+) -> Any:
+    """An accepted AMA session: `answers` are (answer, verdict, feedback) per round."""
+    from django.utils import timezone
+
+    from annotator_app.ama.models import AmaRound, AmaSession, SessionStatus
+
+    item = _item(camp, image)
+    who = annotator()
+    assignment = Assignment.objects.create(item=item, annotator=who, status=status)
+    session = AmaSession.objects.create(
+        assignment=assignment,
+        annotator=who,
+        campaign=camp,
+        image=image,
+        status=SessionStatus.ACCEPTED,
+        accepted_at=timezone.now(),
+    )
+    for index, (answer, verdict, feedback) in enumerate(answers, start=1):
+        AmaRound.objects.create(
+            session=session,
+            index=index,
+            question=question,
+            status="done",
+            caption="a caption",
+            caption_source="human",
+            ocr_text="STOP",
+            model_name="SmolLM2",
+            prompt_version="ama-v1",
+            answer=answer,
+            verdict=verdict,
+            feedback=feedback,
+        )
+    return session
+
+
+def capqa_pair(
+    camp: Campaign, image: Image, question: str, answer: str, multi: bool = False
+) -> Any:
+    from annotator_app.ama.models import CapQAPair
+
+    return CapQAPair.objects.create(
+        campaign=camp,
+        image=image,
+        source_caption_id=1,
+        question=question,
+        question_key=question.lower(),
+        answer=answer,
+        multi_turn=multi,
+        prompt_version="capqa-v1",
+        model_name="SmolLM2",
+    )

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from annotator_app.captions.models import Recording
 from annotator_app.exports import services
 from annotator_app.exports.models import Export, ExportStatus
 from tests.exports import helpers
@@ -149,12 +150,16 @@ def test_full_variant_appends_metadata_after_published_columns(
     assert {"campaign", "annotator", "seconds"} <= set(names[6:])
     annotators = {r["annotator"] for r in data.to_pylist()}
     assert len(annotators) == 2 and all(len(a) == 16 for a in annotators)  # hashed, not names
+    coverage = {"covered": ["objects"], "live_seconds": 61.0}
+    Recording.objects.filter(transcript__text="um a red square").update(live_coverage=coverage)
     run("cap", tmp_path / "c", full=True)
     cap = table(tmp_path / "c").to_pylist()
     recordings = cap[0]["recordings"]
     assert [r["transcript"] for r in recordings] == ["um a red square", "a red block"]
     assert recordings[0]["cleaned_caption"] == "a red square"
     assert recordings[0]["duration_seconds"] == 65.0 and recordings[0]["audio"].startswith("audio/")
+    assert json.loads(recordings[0]["live_coverage"]) == coverage  # P12, stored at submit
+    assert recordings[1]["live_coverage"] is None  # live guidance was off
 
 
 def test_same_data_gives_byte_identical_shards(points_data, cap_data, tmp_path: Path) -> None:

@@ -313,7 +313,10 @@ def write_tokenizer(folder: Path, image_ids: dict[str, int]) -> None:
     hf.save_pretrained(str(folder))
 
 
-@pytest.mark.parametrize(("arch", "tied"), [("qwen2", False), ("llama", True), ("olmo2", False)])
+@pytest.mark.parametrize(
+    ("arch", "tied"),
+    [pytest.param("qwen2", False, marks=pytest.mark.slow), ("llama", True), ("olmo2", False)],
+)  # qwen2: 54 s on 2 loaded cores; the others keep the layout check in the quick loop
 def test_official_0924_layout_loads_with_same_outputs(
     tmp_path: Path, arch: str, tied: bool
 ) -> None:

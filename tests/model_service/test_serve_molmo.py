@@ -18,6 +18,10 @@ import pytest
 from pipelines import molmo_text
 from tests.molmo_fixtures import EXAMPLES, MolmoServer, draw_example, png_bytes, png_data_url
 
+# The session's first use trains the debug checkpoint (cached afterwards): over 600 s on
+# 2 loaded cores.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def client(molmo_server: MolmoServer) -> openai.OpenAI:

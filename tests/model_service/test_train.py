@@ -269,6 +269,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / CHECKPOINT_DIR / "model.safetensors"))
 
 
+@pytest.mark.slow  # trains on CPU: 44-350 s on 2 loaded cores
 def test_resume_continues_exactly(cap_export: Path, tmp_path: Path) -> None:
     straight, split = tmp_path / "straight", tmp_path / "split"
     train.main(_cli(cap_export, straight, "--steps", "4"))
@@ -284,6 +285,7 @@ def test_resume_continues_exactly(cap_export: Path, tmp_path: Path) -> None:
         train.main(_cli(cap_export, split, "--steps", "4", "--resume", "--seed", "5"))
 
 
+@pytest.mark.slow  # trains on CPU: 44-350 s on 2 loaded cores
 def test_gradient_accumulation_matches_one_big_batch(cap_export: Path, tmp_path: Path) -> None:
     # Loss divided by the loss tokens of the whole global batch: two micro-batches of 2
     # must give the update of one batch of 4.
@@ -295,6 +297,7 @@ def test_gradient_accumulation_matches_one_big_batch(cap_export: Path, tmp_path:
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow  # trains on CPU: 44-350 s on 2 loaded cores
 def test_loss_falls_when_overfitting_one_batch(cap_export: Path, tmp_path: Path) -> None:
     cfg = _cfg(
         data=[str(cap_export)], out=str(tmp_path), steps=25, batch_size=4, seq_len=160,
@@ -323,6 +326,7 @@ def _torchrun(args: list[str]) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow  # trains on CPU: 44-350 s on 2 loaded cores
 def test_two_process_fsdp_on_gloo_matches_one_process(cap_export: Path, tmp_path: Path) -> None:
     # torchrun with 2 CPU ranks: FSDP2 shards, each rank reads half of every global
     # batch, clipping norms are all-reduced, and a sharded run stopped and resumed

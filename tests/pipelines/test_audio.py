@@ -8,8 +8,13 @@ import av
 import numpy as np
 import pytest
 
-from pipelines.audio import AudioRejected, inspect_audio, sniff_container
-from tests.captions.audio_fixtures import espeak_wav, speech_webm
+from pipelines.audio import AudioRejected, inspect_audio, opus_packet_samples, sniff_container
+from tests.captions.audio_fixtures import (
+    espeak_wav,
+    speech_webm,
+    wav_declaring_rate,
+    webm_with_stretched_timestamps,
+)
 
 LIMIT = 10_000_000
 
@@ -97,3 +102,48 @@ def test_sniffing_names_the_containers() -> None:
     assert sniff_container(b"\0\0\0\x20ftypM4A ") == "mp4"
     assert sniff_container(b"ID3\x04") == "mp3"
     assert sniff_container(b"hello") is None
+
+
+@pytest.mark.parametrize("declared", [1333, 4000, 200_000])
+def test_implausible_sample_rates_are_refused(declared: int) -> None:
+    # The attack that got through: 5 s of 16 kHz speech declared at 1333 Hz read as 60 s.
+    data = wav_declaring_rate(5, declared_rate=declared)
+    with av.open(io.BytesIO(data)) as probe:
+        assert probe.streams.audio[0].sample_rate == declared
+    with pytest.raises(AudioRejected) as caught:
+        inspect_audio(data, max_bytes=LIMIT)
+    assert f"sample rate of {declared} Hz" in caught.value.reason
+    assert "8000 to 96000 Hz" in caught.value.reason
+
+
+def test_a_plausible_rate_in_the_same_wav_is_measured_by_its_samples() -> None:
+    info = inspect_audio(wav_declaring_rate(5, declared_rate=16_000), max_bytes=LIMIT)
+    assert (info.sample_rate, info.duration_seconds) == (16_000, pytest.approx(5.0, abs=0.01))
+
+
+def test_stretched_timestamps_do_not_lengthen_the_duration() -> None:
+    data = webm_with_stretched_timestamps(2, factor=6)
+    with av.open(io.BytesIO(data), format="matroska") as probe:
+        stream = probe.streams.audio[0]
+        last = max(p.pts for p in probe.demux(stream) if p.pts is not None)
+        assert float(last * stream.time_base) > 10  # what timestamps alone would say
+    info = inspect_audio(data, max_bytes=LIMIT)
+    assert info.duration_seconds == pytest.approx(2.0, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("packet", "samples"),
+    [
+        (bytes([0b11111_0_00]), 960),  # CELT 20 ms, one frame
+        (bytes([0b00011_0_01]), 2 * 2880),  # SILK 60 ms, two frames
+        (bytes([0b10000_0_11, 5]), 5 * 120),  # CELT 2.5 ms, code 3 with five frames
+    ],
+)
+def test_opus_packets_are_counted_from_their_toc_byte(packet: bytes, samples: int) -> None:
+    assert opus_packet_samples(packet) == samples
+
+
+def test_malformed_opus_packets_are_refused() -> None:
+    for packet in (b"", bytes([0b00011_0_11]), bytes([0b00011_0_11, 3])):
+        with pytest.raises(AudioRejected):
+            opus_packet_samples(packet)

@@ -23,5 +23,12 @@ def test_a_message_for_one_queue_lands_in_that_queue_only() -> None:
         sizes = {name: redis.llen(name) for name in QUEUE_NAMES}
         for name in QUEUE_NAMES:
             redis.delete(name)
-    assert set(QUEUE_NAMES) == {"default", "asr", "llm", "ama", "gpu"}
+    assert set(QUEUE_NAMES) == {"default", "asr", "llm", "ama", "gpu", "live"}
     assert sizes == {name: int(name == "asr") for name in QUEUE_NAMES}
+
+
+def test_ama_answers_have_their_own_queue_and_capqa_runs_on_llm() -> None:
+    from django.conf import settings
+
+    assert settings.CELERY_TASK_ROUTES["ama.answer"] == {"queue": "ama"}
+    assert settings.CELERY_TASK_ROUTES["ama.capqa_caption"] == {"queue": "llm"}

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import Exists, F, OuterRef, QuerySet
-from django.db.models.functions import JSONObject
+from django.db.models import Exists, F, OuterRef, QuerySet, TextField
+from django.db.models.functions import Cast, JSONObject
 
 from annotator_app.captions.models import ImageSummary, Recording, SummaryStatus
 from annotator_app.exports.sources.base import ExportRequest, SqlSource, annotator_hash
@@ -41,7 +41,8 @@ class CapSource(SqlSource):
         "caption": "the language model's caption summarising the transcripts",
         "transcripts": "the ASR transcripts of the spoken descriptions, oldest first",
         "recordings": "per recording: annotator (anonymised), audio key, raw transcript, "
-        "cleaned caption, flags, timings",
+        "cleaned caption, flags, timings, and the live guidance's coverage of the seven "
+        "questions at submit (JSON text, null when live guidance was off)",
     }
     image_path = "image"
     row_group_rows = 8_192
@@ -88,6 +89,7 @@ class CapSource(SqlSource):
                 active_seconds=F("assignment__active_seconds"),
                 submitted_at=F("assignment__submitted_at"),
                 status=F("assignment__status"),
+                live_coverage=Cast("live_coverage", TextField()),
             )
             fields |= {
                 "campaign": F("campaign__name"),

@@ -51,8 +51,9 @@ export class Recorder {
   private media: MediaRecorder | null = null;
   private audioContext: AudioContext | null = null;
   private levelFrame = 0;
-  private startedAt = 0;
-  private stoppedAt = 0;
+  // Spoken time: the sum of the finished stretches plus the running one (pauses excluded).
+  private spokenMs = 0;
+  private runningSince: number | null = null;
 
   constructor(private readonly hooks: RecorderHooks) {}
 
@@ -64,11 +65,37 @@ export class Recorder {
     return this.media?.state === "recording";
   }
 
+  get paused(): boolean {
+    return this.media?.state === "paused";
+  }
+
+  /** Time spoken into this take: pauses do not count (the server's WebM skips them too). */
   elapsedMs(): number {
-    if (this.startedAt === 0) {
-      return 0;
+    const running = this.runningSince === null ? 0 : performance.now() - this.runningSince;
+    return this.spokenMs + running;
+  }
+
+  private endStretch(): void {
+    if (this.runningSince !== null) {
+      this.spokenMs += performance.now() - this.runningSince;
+      this.runningSince = null;
     }
-    return (this.recording ? performance.now() : this.stoppedAt) - this.startedAt;
+  }
+
+  /** Pause within the same take; the microphone stays open for a quick resume. */
+  pause(): void {
+    if (this.media?.state === "recording") {
+      this.media.pause();
+      this.endStretch();
+      this.hooks.onLevel(0);
+    }
+  }
+
+  resume(): void {
+    if (this.media?.state === "paused") {
+      this.media.resume();
+      this.runningSince = performance.now();
+    }
   }
 
   /** Open the microphone and start recording; MicError says what went wrong. */
@@ -98,7 +125,7 @@ export class Recorder {
     this.media = media;
     this.watchLevel(this.stream);
     media.start(TIMESLICE_MS);
-    this.startedAt = performance.now();
+    this.runningSince = performance.now();
   }
 
   /** Stop; resolves once the last chunk has been handed to onChunk. */
@@ -117,7 +144,7 @@ export class Recorder {
         },
         { once: true },
       );
-      this.stoppedAt = performance.now();
+      this.endStretch();
       media.stop();
     });
   }
@@ -133,6 +160,10 @@ export class Recorder {
     this.audioContext.createMediaStreamSource(stream).connect(analyser);
     const samples = new Float32Array(analyser.fftSize);
     const tick = () => {
+      this.levelFrame = requestAnimationFrame(tick);
+      if (this.paused) {
+        return;
+      }
       analyser.getFloatTimeDomainData(samples);
       let sum = 0;
       for (const s of samples) {
@@ -140,7 +171,6 @@ export class Recorder {
       }
       // RMS on a loose scale: normal speech sits around the middle of the meter.
       this.hooks.onLevel(Math.min(1, Math.sqrt(sum / samples.length) * 4));
-      this.levelFrame = requestAnimationFrame(tick);
     };
     tick();
   }
