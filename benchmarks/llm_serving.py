@@ -83,6 +83,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--extra-path", help="folder holding fastapi/uvicorn for transformers serve")
     ap.add_argument("--only", choices=["ours", "transformers"], help="measure one side only")
+    ap.add_argument(
+        "--tf-modes",
+        default="default,continuous_batching",
+        help="transformers serve modes to measure, comma-separated",
+    )
     args = ap.parse_args()
 
     from model_service.serve.llm_files import default_cache_dir, resolve_model_dir
@@ -108,10 +113,9 @@ def main() -> None:
         ):
             report["transformers_serve"] = {"error": "fastapi/uvicorn missing: see --help"}
         else:
-            for mode, flags in (
-                ("default", []),
-                ("continuous_batching", ["--continuous-batching"]),
-            ):
+            modes = {"default": [], "continuous_batching": ["--continuous-batching"]}
+            for mode in args.tf_modes.split(","):
+                flags = modes[mode.strip()]
                 port = free_port()
                 theirs = [sys.executable, "-c", "from transformers.cli.transformers import main; main()",
                           "serve", str(folder), "--port", str(port), "--device", "cpu",
