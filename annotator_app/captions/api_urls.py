@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from annotator_app.captions import apis
+from annotator_app.captions import apis, live_apis
 
 app_name = "captions-api"
 
@@ -13,4 +13,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
         apis.RecordingDetailApi.as_view(),
         name="recording-detail",
     ),
+    # P12 live guidance while speaking
+    path("live/<int:assignment_id>/", live_apis.LiveApi.as_view(), name="live"),
 ]

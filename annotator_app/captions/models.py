@@ -60,6 +60,11 @@ class Recording(models.Model):
     stage_started_at = models.DateTimeField(auto_now_add=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     failure_reason = models.TextField(blank=True, default="")
+    # P12 live guidance: which guiding questions the live transcript covered when the
+    # annotator submitted (pipelines.coverage.Coverage.to_dict() plus `live_seconds`);
+    # null when live guidance was off or had no text. Guidance only: the transcript
+    # comes from the full-file ASR.
+    live_coverage = models.JSONField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -28,3 +28,12 @@ def enqueue_clean(recording_id: int) -> None:
 
 def enqueue_summary(summary_id: int) -> None:
     app.send_task(SUMMARIZE, args=[summary_id])
+
+
+# P12 live guidance: one step of a take's live transcript (queue `live`). Expiring: a
+# step not started in time is dropped, since the next chunk enqueues a fresh one.
+LIVE_STEP = "captions.live_step"
+
+
+def enqueue_live_step(assignment_id: int, take: str, *, expires: int) -> None:
+    app.send_task(LIVE_STEP, args=[assignment_id, take], expires=expires)

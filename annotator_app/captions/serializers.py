@@ -61,6 +61,7 @@ class RecordingOutputSerializer(serializers.ModelSerializer):
         fields += ["status", "status_label", "failure_reason", "duration_seconds"]
         fields += ["mime_type", "size_bytes", "sha256", "created_at", "url", "audio_url"]
         fields += ["transcript", "caption", "processing_note", "progress"]
+        fields += ["live_coverage"]  # P12: coverage of the live text at submit, or null
 
     def _request(self) -> Any:
         return self.context.get("request")

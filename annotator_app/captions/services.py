@@ -25,6 +25,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from annotator_app.captions.live import live_coverage_at_submit
 from annotator_app.captions.models import Recording
 from annotator_app.work.models import Assignment, AssignmentStatus, CampaignKind
 from annotator_app.work.services import AssignmentStateError, assignment_submit
@@ -256,6 +257,10 @@ def recording_submit(
             raise
         return SubmitResult(raced, created=False)
     info = _check_audio(data=data, assignment=assignment)
+    live_coverage = None
+    if assignment.item.campaign.live_guidance:
+        # The take's live text was kept under its idempotency key (captions/live.py).
+        live_coverage = live_coverage_at_submit(assignment_id=assignment_id, take=idempotency_key)
     key = _store_durably(key=recording_storage_key(info=info), data=data)
     playback = ""
     try:
@@ -273,6 +278,7 @@ def recording_submit(
                 sha256=info.sha256,
                 duration_seconds=info.duration_seconds,
                 idempotency_key=idempotency_key,
+                live_coverage=live_coverage,
             )
             assignment_submit(assignment=assignment, active_seconds=active_seconds)
             # robust: a broker hiccup must not undo a committed upload; the sweeper

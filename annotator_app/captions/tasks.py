@@ -21,8 +21,9 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from annotator_app.captions import maintenance, pipeline, queueing
+from annotator_app.captions import live, maintenance, pipeline, queueing
 from pipelines.asr import Transcriber
+from pipelines.live_asr import SpeechModel, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -142,3 +143,29 @@ def pipeline_sweep() -> str:
     report = maintenance.pipeline_sweep()
     logger.info("pipeline sweep: %s", report)
     return str(report)
+
+
+# --- P12 live guidance (queue `live`, its own worker) ---------------------------------------
+
+_live_model: SpeechModel | None = None
+
+
+def live_model() -> SpeechModel:
+    """The live worker's faster-whisper model (LIVE_WHISPER_*), loaded on first use."""
+    global _live_model
+    with _transcriber_lock:
+        if _live_model is None:
+            _live_model = load_model(
+                settings.LIVE_WHISPER_MODEL,
+                device=settings.WHISPER_DEVICE,
+                compute_type=settings.WHISPER_COMPUTE_TYPE,
+                cpu_threads=settings.LIVE_WHISPER_THREADS,
+            )
+        return _live_model
+
+
+# Early acks and no retries: a lost step is replaced by the next chunk's, and stale live
+# work must never pile up behind a restarted worker (the message also expires).
+@shared_task(name=queueing.LIVE_STEP, acks_late=False, ignore_result=True, time_limit=120)
+def live_step(assignment_id: int, take: str) -> str:
+    return live.live_run_step(assignment_id=assignment_id, take=take, model=live_model())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import cast
 
@@ -40,6 +41,7 @@ from annotator_app.work.services import (
     assignments_accept_bulk,
 )
 from annotator_app.work.views import task_preview, wants_preview
+from pipelines.coverage import QUESTIONS
 
 HISTORY_PAGE_SIZE = 20
 REVIEW_PAGE_SIZE = 10
@@ -80,6 +82,9 @@ def capture(request: HttpRequest) -> HttpResponse:
             user=user, campaign=campaign, current_item_id=assignment.item_id
         ),
     }
+    if campaign.live_guidance:  # P12: the live module's container (frontend/src/live.ts)
+        context["live_url"] = reverse("captions-api:live", kwargs={"assignment_id": assignment.pk})
+        context["live_questions"] = json.dumps([[q.key, q.text] for q in QUESTIONS])
     return render(request, "captions/capture.html", context)
 
 

@@ -109,7 +109,7 @@ def _ranged(
 
 
 @require_safe
-def image_thumbnail(request: HttpRequest, image_id: int) -> HttpResponse | FileResponse:
+def image_thumbnail(request: HttpRequest, image_id: int) -> HttpResponse | StreamingHttpResponse:
     """A small JPEG of a catalogued image, made on first view, served like any media."""
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())

@@ -29,7 +29,10 @@ class SeedReport:
 
 # Demo campaigns over the demo images: (name, settings). Created once, never changed.
 DEMO_CAMPAIGNS: list[tuple[str, dict[str, Any]]] = [
-    ("Demo: spoken descriptions", {"kind": "cap", "overlap": 1, "min_seconds": 60}),
+    (
+        "Demo: spoken descriptions",
+        {"kind": "cap", "overlap": 1, "min_seconds": 60, "live_guidance": True},
+    ),
     (
         "Demo: pointing",
         {

@@ -424,6 +424,37 @@ if not 0.0 < POINTS_AGREEMENT_DISTANCE <= 100.0:
         f"got {POINTS_AGREEMENT_DISTANCE}"
     )
 
+# --- live guidance while speaking (P12; captions/live.py, README "Live guidance") ----------
+# The `live` queue and its own worker turn the growing recording into text and coverage;
+# it never shares a worker with `asr`. The model defaults to the ASR stage's.
+LIVE_WHISPER_MODEL = env_str("LIVE_WHISPER_MODEL", "") or WHISPER_MODEL
+LIVE_WHISPER_THREADS = env_int("LIVE_WHISPER_THREADS", 2)
+# New audio (seconds) before a take's open tail is decoded again: every Whisper run costs
+# a whole 30 s encoder pass, however short the audio, so runs are what to save.
+LIVE_MIN_STEP_SECONDS = env_float("LIVE_MIN_STEP_SECONDS", 2.0)
+# Audio of one take kept for live transcription (Redis); past it the live text stops.
+LIVE_MAX_BYTES = env_int("LIVE_MAX_BYTES", 16 * 1024 * 1024)
+# Seconds of new audio one step decodes at most (bounded work per speaker and step).
+LIVE_MAX_WINDOW_SECONDS = env_int("LIVE_MAX_WINDOW_SECONDS", 20)
+# The page says "live transcript paused" when the text is this far behind the audio.
+LIVE_MAX_LAG_SECONDS = env_int("LIVE_MAX_LAG_SECONDS", 10)
+# A live step not started this soon is dropped (its take has moved on); a new chunk
+# enqueues a fresh one.
+LIVE_TASK_EXPIRES_SECONDS = env_int("LIVE_TASK_EXPIRES_SECONDS", 30)
+# How long a take's live state outlives its last chunk (the submit reads its coverage).
+LIVE_STATE_TTL_SECONDS = env_int("LIVE_STATE_TTL_SECONDS", 24 * 3600)
+CELERY_TASK_ROUTES["captions.live_step"] = {"queue": "live"}
+for _name, _value, _low in [
+    ("LIVE_WHISPER_THREADS", LIVE_WHISPER_THREADS, 0),
+    ("LIVE_MAX_BYTES", LIVE_MAX_BYTES, 64 * 1024),
+    ("LIVE_MAX_WINDOW_SECONDS", LIVE_MAX_WINDOW_SECONDS, 5),
+    ("LIVE_MAX_LAG_SECONDS", LIVE_MAX_LAG_SECONDS, 2),
+    ("LIVE_TASK_EXPIRES_SECONDS", LIVE_TASK_EXPIRES_SECONDS, 5),
+    ("LIVE_STATE_TTL_SECONDS", LIVE_STATE_TTL_SECONDS, 60),
+]:
+    if _value < _low:
+        raise ConfigError(f"environment variable {_name} must be at least {_low}, got {_value}")
+
 # --- dataset exports (annotator_app/exports; README "Dataset export") ---------------------
 # Local snapshots go to EXPORT_ROOT/<id>/; with EXPORT_S3_BUCKET they go to
 # s3://EXPORT_S3_BUCKET/EXPORT_S3_PREFIX/<id>/ instead.

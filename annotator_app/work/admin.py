@@ -37,6 +37,7 @@ class CampaignForm(ModelForm):
             "overlap",
             "min_seconds",
             "max_seconds",
+            "live_guidance",
             "collection_method",
             "label_prompts",
             "guidelines",
@@ -74,7 +75,7 @@ class CampaignAdmin(admin.ModelAdmin):
     filter_horizontal = ("topics", "images", "reviewers")
     fieldsets = [
         (None, {"fields": ["name", "kind", "topics", "images", "overlap", "guidelines"]}),
-        ("Spoken descriptions (cap)", {"fields": ["min_seconds", "max_seconds"]}),
+        ("Spoken descriptions (cap)", {"fields": ["min_seconds", "max_seconds", "live_guidance"]}),
         ("Points", {"fields": ["collection_method", "label_prompts"]}),
         (
             "Serving",

@@ -53,7 +53,7 @@ class CampaignOutputSerializer(serializers.ModelSerializer):
         model = Campaign
         fields = ["id", "name", "kind", "topics", "overlap", "min_seconds", "max_seconds"]
         fields += ["label_prompts", "guidelines", "priority", "active", "breadth_first"]
-        fields += ["lease_seconds", "collection_method"]
+        fields += ["lease_seconds", "collection_method", "live_guidance"]
 
 
 @extend_schema_serializer(component_name="WorkAssignment")
@@ -117,6 +117,7 @@ class CampaignInputSerializer(serializers.Serializer):
     breadth_first = serializers.BooleanField(required=False)
     lease_seconds = serializers.IntegerField(min_value=30, max_value=86_400, required=False)
     collection_method = serializers.ChoiceField(choices=CollectionMethod.choices, required=False)
+    live_guidance = serializers.BooleanField(required=False)  # P12, cap campaigns
     reviewers = serializers.ListField(child=serializers.CharField(), required=False)
 
     def validate_topics(self, slugs: list[str]) -> list[Topic]:

@@ -56,6 +56,12 @@ class Campaign(models.Model):
         help_text="Points: pointing (annotators name things) or counting (the label prompts).",
     )
     guidelines = models.TextField(blank=True, default="")
+    live_guidance = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Cap: show a live transcript and tick off the guiding questions while "
+        "annotators speak (needs the `live` worker).",
+    )
     priority = models.IntegerField(default=0, help_text="Higher is served first.")
     active = models.BooleanField(default=True)
     breadth_first = models.BooleanField(

@@ -9,6 +9,7 @@ import { postSkip, skipReason } from "./capture/skip";
 import { showStages, type ProgressOut } from "./capture/stages";
 import { setupZoom } from "./capture/zoom";
 import { apiFetch } from "./csrf";
+import { LiveGuide } from "./live";
 
 type Phase =
   | "idle"
@@ -90,6 +91,8 @@ class CapturePage {
   private ticker = 0;
   private playbackUrl = "";
   private readonly active = new ActiveClock();
+  // P12 live guidance (frontend/src/live.ts); null when the campaign has it off.
+  private readonly live: LiveGuide | null;
 
   constructor(root: HTMLElement) {
     this.assignmentId = Number(root.dataset.assignmentId);
@@ -123,6 +126,7 @@ class CapturePage {
       stages: need<HTMLOListElement>(root, "[data-stages]"),
       estimate: need<HTMLElement>(root, "[data-estimate]"),
     };
+    this.live = LiveGuide.fromPage(root);
   }
 
   async init(): Promise<void> {
@@ -249,6 +253,7 @@ class CapturePage {
             take.mimeType = take.mimeType || blob.type || recorder.mimeType;
             return this.store.appendChunk(take, blob);
           })
+          .finally(() => this.live?.onChunk(blob, elapsedMs))
           .catch((error: unknown) =>
             this.showAlert(`A piece of the recording could not be saved in this browser: ${String(error)}`),
           );
@@ -266,6 +271,7 @@ class CapturePage {
       return;
     }
     take.mimeType = recorder.mimeType;
+    this.live?.start(take.idempotencyKey);
     const replaced = this.take;
     this.writes = this.writes.then(async () => {
       await this.store.putSession(take);
@@ -303,6 +309,7 @@ class CapturePage {
     await recorder.stop();
     this.recorder = null;
     await this.writes;
+    this.live?.stop();
     take.durationMs = recorder.elapsedMs();
     take.state = "recorded";
     await this.store.putSession(take);

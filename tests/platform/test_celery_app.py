@@ -23,7 +23,7 @@ def test_a_message_for_one_queue_lands_in_that_queue_only() -> None:
         sizes = {name: redis.llen(name) for name in QUEUE_NAMES}
         for name in QUEUE_NAMES:
             redis.delete(name)
-    assert set(QUEUE_NAMES) == {"default", "asr", "llm", "ama", "gpu"}
+    assert set(QUEUE_NAMES) == {"default", "asr", "llm", "ama", "gpu", "live"}
     assert sizes == {name: int(name == "asr") for name in QUEUE_NAMES}
 
 

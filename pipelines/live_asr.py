@@ -1,0 +1,239 @@
+"""Incremental speech-to-text of a recording that is still growing (P12 live guidance).
+
+The capture page sends its MediaRecorder chunks as they come; the bytes so far are one
+WebM (or Ogg) file whose end may be cut mid-packet. `live_step` turns them into text a
+little at a time:
+
+- Only new audio is decoded: packets before `committed_until` (minus a short pre-roll
+  the Opus decoder needs) are demuxed but never decoded, and Whisper sees only the audio
+  after that point, at most `max_window` seconds of it per step.
+- Whisper's own voice-activity filter drops silence; segments that end at least
+  `settle` seconds before the end of the audio are *committed* (never decoded again),
+  the rest is *tentative* text, decoded again next step when more audio has arrived.
+- The last words of the committed text are the prompt, so a sentence cut at a commit
+  point keeps its context.
+
+Greedy decoding (beam 1) and no word timestamps: the text is guidance while speaking;
+the stored transcript comes from the full-file ASR after submit. No Django here.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, fields
+from itertools import pairwise
+from typing import Any, Protocol
+
+import av
+import numpy as np
+
+from pipelines.audio import CONTAINERS, sniff_container
+
+RATE = 16_000
+# Opus needs some audio before the first sample it must get right.
+PREROLL_SECONDS = 0.2
+# Shorter than this is not worth a Whisper run.
+MIN_NEW_SECONDS = 0.5
+PROMPT_CHARS = 200
+# A segment this likely to be silence, and decoded with this little confidence, is dropped.
+NO_SPEECH_LIMIT = 0.6
+# Speech is committed in pieces at least this long (Whisper guesses on short ones).
+MIN_COMMIT_SECONDS = 3.0
+# A silence this long (seconds) is a pause the text may be cut at.
+MIN_PAUSE = 0.25
+LOGPROB_LIMIT = -1.0
+
+
+class LiveAudioError(ValueError):
+    """The bytes so far are not audio this stage can decode."""
+
+
+class SpeechModel(Protocol):
+    """The part of faster_whisper.WhisperModel used here."""
+
+    def transcribe(self, audio: Any, **options: Any) -> tuple[Any, Any]: ...
+
+
+@dataclass
+class LiveText:
+    """The live transcript of one take, kept between steps (JSON-ready via to_dict)."""
+
+    committed: str = ""
+    committed_until: float = 0.0  # seconds of audio the committed text covers
+    tentative: str = ""
+    heard_until: float = 0.0  # end of the audio seen by the last step
+    tail_until: float = 0.0  # end of the audio the tentative text was decoded from
+    steps: int = 0
+    decoded_seconds: float = 0.0  # audio seconds given to Whisper, over all steps
+
+    @property
+    def text(self) -> str:
+        return " ".join(part for part in (self.committed, self.tentative) if part)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> LiveText:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+
+def load_model(model: str, *, device: str, compute_type: str, cpu_threads: int) -> SpeechModel:
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(model, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
+
+
+def decode_from(data: bytes, start_seconds: float) -> tuple[np.ndarray, float]:
+    """16 kHz mono samples of the audio from `start_seconds` on, and where they end.
+
+    Packets wholly before the start (less the pre-roll) are skipped undecoded. A cut or
+    broken packet at the end stops decoding there: the file is still being written.
+    """
+    container = sniff_container(data)
+    if container is None:
+        raise LiveAudioError("the live audio does not start like WebM, Ogg, MP4, WAV or MP3")
+    demuxer = CONTAINERS[container][0]
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
+    parts: list[np.ndarray] = []
+    first_time: float | None = None
+    skip_before = start_seconds - PREROLL_SECONDS
+    try:
+        with av.open(io.BytesIO(data), mode="r", format=demuxer) as source:
+            if not source.streams.audio:
+                raise LiveAudioError("the live audio holds no audio stream")
+            stream = source.streams.audio[0]
+            for packet in source.demux(stream):
+                if packet.pts is not None and packet.time_base is not None:
+                    packet_end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                    if packet_end < skip_before:
+                        continue
+                for frame in packet.decode():
+                    if first_time is None:
+                        first_time = float(frame.time) if frame.time is not None else 0.0
+                    parts.extend(f.to_ndarray()[0] for f in resampler.resample(frame))
+    except (av.error.InvalidDataError, av.error.EOFError, EOFError):
+        pass  # the growing file ends mid-packet: decode what came before
+    except av.error.FFmpegError as exc:
+        if not parts:
+            raise LiveAudioError(f"the live audio could not be decoded: {exc}") from None
+    if not parts or first_time is None:
+        return np.zeros(0, dtype=np.float32), max(start_seconds, 0.0)
+    samples = np.concatenate(parts).astype(np.float32)
+    drop = max(0, round((start_seconds - first_time) * RATE))
+    end = first_time + len(samples) / RATE
+    return samples[drop:], end
+
+
+def _prompt(committed: str) -> str | None:
+    if not committed:
+        return None
+    tail = committed[-PROMPT_CHARS:]
+    return tail[tail.find(" ") + 1 :] if len(committed) > PROMPT_CHARS else tail
+
+
+def _transcribe(model: SpeechModel, audio: np.ndarray, prompt: str | None) -> str:
+    raw, _info = model.transcribe(
+        audio,
+        language="en",
+        beam_size=1,
+        vad_filter=False,  # the audio given is speech already cut by `_pauses`
+        condition_on_previous_text=False,
+        initial_prompt=prompt,
+        word_timestamps=False,
+        without_timestamps=True,
+    )
+    kept = []
+    for segment in raw:  # a generator: decoding happens here
+        doubtful = segment.no_speech_prob > NO_SPEECH_LIMIT and segment.avg_logprob < LOGPROB_LIMIT
+        if segment.text.strip() and not doubtful:
+            kept.append(segment.text.strip())
+    return " ".join(kept)
+
+
+def _speech(window: np.ndarray) -> list[tuple[float, float]]:
+    """(start, end) seconds of speech in `window` by Silero VAD (bundled with faster-whisper)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    options = VadOptions(min_silence_duration_ms=int(MIN_PAUSE * 1000), speech_pad_ms=100)
+    return [(c["start"] / RATE, c["end"] / RATE) for c in get_speech_timestamps(window, options)]
+
+
+def _cut_point(
+    speech: list[tuple[float, float]], window_seconds: float, *, settle: float, close_all: bool
+) -> float:
+    """Where the window's audio can be closed for good: inside the last pause that ends
+    before the settle line, so no word is cut. The whole window when `close_all`, or when
+    it holds no speech (less the settle time: a word may be starting)."""
+    if close_all:
+        return window_seconds
+    line = window_seconds - settle
+    if not speech:
+        return max(line, 0.0)
+    cut = 0.0
+    for (_, end), (next_start, _) in pairwise(speech):
+        middle = (end + next_start) / 2
+        if middle <= line:
+            cut = middle
+    last_end = speech[-1][1]
+    if last_end + MIN_PAUSE <= line:
+        cut = last_end + MIN_PAUSE / 2
+    return cut
+
+
+def live_step(
+    model: SpeechModel,
+    data: bytes,
+    state: LiveText,
+    *,
+    settle: float = 1.0,
+    max_window: float = 20.0,
+    min_tail_step: float = 2.0,
+    final: bool = False,
+) -> LiveText:
+    """Transcribe the audio after `state.committed_until`; return the new state.
+
+    The new audio is split by voice activity at the last pause before the settle line:
+    speech before it is transcribed once and committed, speech after it is transcribed
+    as tentative text (again at a later step, once `min_tail_step` seconds more have
+    come). One Whisper run per step at most. `final`: the recording has stopped, so
+    everything is committed.
+    """
+    samples, end = decode_from(data, state.committed_until)
+    new_seconds = len(samples) / RATE
+    result = LiveText(**state.to_dict())
+    result.heard_until = max(state.heard_until, end)
+    nothing_new = end <= state.heard_until + 0.01
+    if (nothing_new or new_seconds < MIN_NEW_SECONDS) and not (final and new_seconds > 0):
+        return result
+    window = samples[: int(max_window * RATE)]
+    window_seconds = len(window) / RATE
+    more_waiting = new_seconds > window_seconds
+    speech = _speech(window)
+    cut = _cut_point(speech, window_seconds, settle=settle, close_all=final)
+    if more_waiting and cut < MIN_COMMIT_SECONDS:
+        cut = window_seconds  # a window without a pause: close it rather than grow
+    elif cut < MIN_COMMIT_SECONDS and not final and speech:
+        cut = 0.0  # too short to be transcribed well on its own: wait for more
+    closed_speech = [s for s in speech if s[0] < cut]
+    result.committed_until = state.committed_until + cut
+    if closed_speech:
+        # One Whisper run per step (each costs a whole 30 s encoder pass): the closed
+        # part now, the open tail at a later step.
+        text = _transcribe(model, window[: int(cut * RATE)], _prompt(state.committed))
+        result.steps += 1
+        result.decoded_seconds += cut
+        result.committed = " ".join(p for p in (state.committed, text) if p)
+        result.tentative = ""
+        return result
+    tail = window[int(cut * RATE) :]
+    open_speech = [s for s in speech if s[1] > cut]
+    if not open_speech or len(tail) / RATE < MIN_NEW_SECONDS:
+        result.tentative = ""
+    elif final or end - state.tail_until >= min_tail_step:
+        result.tentative = _transcribe(model, tail, _prompt(state.committed))
+        result.tail_until = end
+        result.steps += 1
+        result.decoded_seconds += len(tail) / RATE
+    return result
