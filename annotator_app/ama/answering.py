@@ -31,6 +31,7 @@ from django.utils import timezone
 from annotator_app.ama.models import AmaRound, ImageOcr, RoundStatus, Verdict
 from annotator_app.ama.selectors import accepted_captions_of
 from annotator_app.catalog.models import Image
+from annotator_app.training.selectors import active_captioner_checkpoint
 from pipelines import ama as ama_stage
 from pipelines import ocr as ocr_stage
 from pipelines.llm import LLMClient, LLMError, LLMUnavailable
@@ -53,9 +54,13 @@ def llm_client() -> LLMClient:
 
 
 def _model_service_name(base_url: str, api_key: str, timeout: float) -> str:
-    """MODEL_SERVICE_MODEL, else the first model the server lists."""
+    """MODEL_SERVICE_MODEL, else the admin's captioner checkpoint (the newest trained one
+    unless one was chosen), else the first model the server lists."""
     if settings.MODEL_SERVICE_MODEL:
         return str(settings.MODEL_SERVICE_MODEL)
+    checkpoint = active_captioner_checkpoint()
+    if checkpoint is not None:
+        return checkpoint.name
     try:
         client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=1)
         models = client.models.list().data

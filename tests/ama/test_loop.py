@@ -301,3 +301,19 @@ def test_the_sweeper_resends_lost_rounds_and_gives_up_after_max_attempts(
     assert answering.rounds_sweep() == {"failed": 1, "resent": 0}
     current.refresh_from_db()
     assert current.status == "failed" and "Retry" in current.failure_reason
+
+
+def test_the_captioner_checkpoint_chosen_by_the_admin_names_the_model(
+    cast, api_as, session, fake_llm, fake_llm_settings, settings
+) -> None:
+    from annotator_app.training.models import TrainedCheckpoint
+
+    settings.MODEL_SERVICE_URL = fake_llm.url
+    settings.MODEL_SERVICE_MODEL = ""
+    TrainedCheckpoint.objects.create(
+        name="molmo-run-7", path="/runs/7/checkpoint", preset="debug", steps=10
+    )
+    fake_llm.push(reply("A sign."), reply("9 to 5."))
+    current = ask(api_as(cast.owner), session)
+    assert answering.round_answer(current.pk) == "done"
+    assert fake_llm.requests[0]["model"] == "molmo-run-7"
