@@ -31,7 +31,7 @@ from typing import Any
 from pipelines import text_checks
 from pipelines.llm import LLMClient, Message
 
-PROMPT_VERSION = "capqa-v1"
+PROMPT_VERSION = "capqa-v2"
 DEFAULT_PAIRS = 3
 MAX_TOKENS = 400
 QUESTION_MAX_CHARS = 1000
@@ -112,25 +112,50 @@ def pick_variation(
     )
 
 
-def build_messages(
-    caption: str, variation: Variation, *, pairs: int = DEFAULT_PAIRS
-) -> list[Message]:
+# One worked example before the real request. Small local models (SmolLM2-135M) answer
+# the bare instruction in prose ("Question 1: ..."), which no parser should guess at;
+# after one example exchange they answer in the JSON form, and validation judges the
+# content. The example's image is unrelated to any real one.
+_EXAMPLE_CAPTION = "A black cat sleeps on a blue sofa. Two yellow pillows lie beside it."
+_EXAMPLE_REPLY = json.dumps(
+    {
+        "pairs": [
+            {"question": "What colour is the sofa?", "answer": "The sofa is blue."},
+            {"question": "How many pillows are there?", "answer": "Two yellow pillows."},
+        ]
+    }
+)
+
+
+def _request(caption: str, variation: Variation, pairs: int) -> str:
     shape = (
         "The pairs form one conversation: each question follows on from the previous answer."
         if variation.multi_turn
         else "Each pair stands alone."
     )
+    return (
+        f"Description of the image (JSON string): {json.dumps(caption.strip(), ensure_ascii=False)}\n\n"
+        f"Write {pairs} question-answer pairs about {variation.topic}. Write the questions "
+        f"in a {variation.style} style. {shape}"
+    )
+
+
+def build_messages(
+    caption: str, variation: Variation, *, pairs: int = DEFAULT_PAIRS
+) -> list[Message]:
+    """System instruction, one example exchange, then the request for `caption`."""
     system = (
         "You write question-answer pairs about an image from its description. You never "
         "see the image: answer only with facts stated in the description, using its words. "
         'Reply with JSON only, in this form: {"pairs": [{"question": "...", "answer": "..."}]}'
     )
-    user = (
-        f"Description of the image (JSON string): {json.dumps(caption.strip(), ensure_ascii=False)}\n\n"
-        f"Write {pairs} question-answer pairs about {variation.topic}. Write the questions "
-        f"in a {variation.style} style. {shape}"
-    )
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    example = Variation(topic="objects and colours", style="plain", multi_turn=False)
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": _request(_EXAMPLE_CAPTION, example, 2)},
+        {"role": "assistant", "content": _EXAMPLE_REPLY},
+        {"role": "user", "content": _request(caption, variation, pairs)},
+    ]
 
 
 def _first_json(text: str) -> Any:

@@ -92,7 +92,8 @@ def test_variations_come_from_the_configured_lists_and_the_seed() -> None:
     assert {v.topic for v in many} == set(topics) and {v.style for v in many} == set(styles)
     assert {v.multi_turn for v in many} == {True, False}
     messages = capqa.build_messages(CAPTION, many[0], pairs=2)
-    assert many[0].topic in messages[1]["content"] and many[0].style in messages[1]["content"]
+    assert many[0].topic in messages[-1]["content"] and many[0].style in messages[-1]["content"]
+    assert CAPTION.strip() in messages[-1]["content"] and messages[-2]["role"] == "assistant"
 
 
 def test_generate_asks_the_llm_and_validates_its_reply(fake_llm) -> None:  # type: ignore[no-untyped-def]
@@ -101,4 +102,4 @@ def test_generate_asks_the_llm_and_validates_its_reply(fake_llm) -> None:  # typ
     outcome = capqa.generate(client, CAPTION, SINGLE, pairs=1)
     assert [i.answer for i in outcome.items] == ["The pot is blue."]
     assert outcome.model_name == "fake-llm"
-    assert json.dumps(CAPTION) in fake_llm.requests[0]["messages"][1]["content"]
+    assert json.dumps(CAPTION) in fake_llm.requests[0]["messages"][-1]["content"]
