@@ -72,8 +72,12 @@ def test_pause_and_resume_within_one_take_counts_spoken_time_only(  # type: igno
     recording = Recording.objects.get()
     minutes, seconds = spoken.split(":")
     said = int(minutes) * 60 + int(seconds)
-    # One file, one take; the server measured by decoding: the pause is not in it.
-    assert said <= recording.duration_seconds <= said + 1.5, (spoken, recording.duration_seconds)
+    # One file, one take; the server counted its samples: the pause is not in it. The timer
+    # counts from the click, the encoder starts a few packets later: a little under is fine.
+    assert said - 0.5 <= recording.duration_seconds <= said + 1.5, (
+        spoken,
+        recording.duration_seconds,
+    )
     assert _stored_takes(page) == 0
     _clean(page, problems)
 
