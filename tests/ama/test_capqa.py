@@ -59,7 +59,7 @@ def test_pairs_are_validated_stored_and_counted_with_reasons(
         "The bicycle is red.",
         "fake-llm",
     )
-    assert pair.topic and pair.style and pair.prompt_version == "capqa-v1"
+    assert pair.topic and pair.style and pair.prompt_version == "capqa-v2"
     run = CapQARun.objects.get()
     assert (run.total, run.processed, run.pairs_kept, run.pairs_rejected) == (1, 1, 1, 2)
     assert run.finished_at is not None
