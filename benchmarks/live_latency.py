@@ -9,8 +9,8 @@ client, and reads the live view in the answer; after the take ends it asks (GET)
 a subprocess, as in the Procfile) does the live steps against real Redis; PostgreSQL is
 a scratch `test_...` database.
 
-Latency of audio second t: the wall time at which a view first shows text for audio up
-to t (`heard_seconds` >= t) minus the wall time at which second t was spoken (take
+Latency of audio second t: the wall time at which a view first shows text decoded from
+the audio up to t (`shown_seconds` >= t) minus the wall time at which second t was spoken (take
 start + t). It includes the 1 s chunking and the page's 1 s refresh, as a person sees
 it. CPU: the worker process's user+system time over the run / (speakers x audio s).
 
@@ -108,7 +108,7 @@ def speak(client: Any, assignment_id: int, audio: bytes, lengths: list[int]) -> 
     def note(view: dict[str, Any], now: float) -> None:
         nonlocal paused
         paused += bool(view["paused"])
-        for second in range(1, int(view["heard_seconds"] + 0.05) + 1):
+        for second in range(1, int(view["shown_seconds"] + 0.05) + 1):
             seen.setdefault(second, now)
 
     started = time.perf_counter()

@@ -42,6 +42,15 @@ MIN_COMMIT_SECONDS = 3.0
 # A silence this long (seconds) is a pause the text may be cut at.
 MIN_PAUSE = 0.25
 LOGPROB_LIMIT = -1.0
+# Silence after the window's audio (see `_transcribe`): at least PAD_SECONDS, and up to
+# MIN_INPUT_SECONDS in all (Whisper drops or invents words on shorter input);
+# Whisper's mel frames are 10 ms.
+PAD_SECONDS = 3.0
+MIN_INPUT_SECONDS = 10.0
+HOP = 160
+MAX_FRAMES = 3000
+# Bound on the decoded length: speech runs 2-4 tokens a second; more is a loop.
+MAX_TOKENS_PER_SECOND = 8
 
 
 class LiveAudioError(ValueError):
@@ -49,9 +58,16 @@ class LiveAudioError(ValueError):
 
 
 class SpeechModel(Protocol):
-    """The part of faster_whisper.WhisperModel used here."""
+    """The parts of faster_whisper.WhisperModel used here (its CTranslate2 model too)."""
 
-    def transcribe(self, audio: Any, **options: Any) -> tuple[Any, Any]: ...
+    model: Any
+    hf_tokenizer: Any
+    feature_extractor: Any
+    max_length: int
+
+    def get_prompt(
+        self, tokenizer: Any, previous_tokens: list[int], **options: Any
+    ) -> list[int]: ...
 
 
 @dataclass
@@ -63,6 +79,7 @@ class LiveText:
     tentative: str = ""
     heard_until: float = 0.0  # end of the audio seen by the last step
     tail_until: float = 0.0  # end of the audio the tentative text was decoded from
+    shown_until: float = 0.0  # the text covers the audio up to here (heard_until at most)
     steps: int = 0
     decoded_seconds: float = 0.0  # audio seconds given to Whisper, over all steps
 
@@ -134,22 +151,44 @@ def _prompt(committed: str) -> str | None:
 
 
 def _transcribe(model: SpeechModel, audio: np.ndarray, prompt: str | None) -> str:
-    raw, _info = model.transcribe(
-        audio,
-        language="en",
-        beam_size=1,
-        vad_filter=False,  # the audio given is speech already cut by `_pauses`
-        condition_on_previous_text=False,
-        initial_prompt=prompt,
-        word_timestamps=False,
-        without_timestamps=True,
+    """Greedy text of `audio` (speech already cut by `_speech`), `prompt` as context.
+
+    faster-whisper's `transcribe` pads every window to Whisper's 30 s; CTranslate2's
+    encoder also takes shorter input, so Whisper sees the window plus some silence
+    (PAD_SECONDS, MIN_INPUT_SECONDS) instead: the encoder's cost follows the audio's
+    length, and the silence lets the decoder end the last word. benchmarks/live_quality.py
+    compares the two on held-out speech.
+    """
+    from ctranslate2 import StorageView
+    from faster_whisper.tokenizer import Tokenizer
+
+    whisper = model.model
+    tokenizer = Tokenizer(
+        model.hf_tokenizer, whisper.is_multilingual, task="transcribe", language="en"
     )
-    kept = []
-    for segment in raw:  # a generator: decoding happens here
-        doubtful = segment.no_speech_prob > NO_SPEECH_LIMIT and segment.avg_logprob < LOGPROB_LIMIT
-        if segment.text.strip() and not doubtful:
-            kept.append(segment.text.strip())
-    return " ".join(kept)
+    pad = max(PAD_SECONDS, MIN_INPUT_SECONDS - len(audio) / RATE)
+    padded = np.concatenate([audio, np.zeros(int(pad * RATE), dtype=np.float32)])
+    frames = min(len(padded) // HOP, MAX_FRAMES)
+    features = model.feature_extractor(padded)[:, :frames]
+    encoded = whisper.encode(StorageView.from_array(np.ascontiguousarray(features[None])))
+    context = tokenizer.encode(" " + prompt) if prompt else []
+    tokens = model.get_prompt(tokenizer, context, without_timestamps=True)
+    most = int(MAX_TOKENS_PER_SECOND * len(audio) / RATE) + 8
+    result = whisper.generate(
+        encoded,
+        [tokens],
+        beam_size=1,
+        max_length=min(len(tokens) + most, model.max_length),
+        return_scores=True,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=tokenizer.non_speech_tokens,
+    )[0]
+    ids = result.sequences_ids[0]
+    avg_logprob = result.scores[0] * len(ids) / (len(ids) + 1)
+    if result.no_speech_prob > NO_SPEECH_LIMIT and avg_logprob < LOGPROB_LIMIT:
+        return ""  # most likely silence or noise, decoded with little confidence
+    return str(tokenizer.decode(ids)).strip()
 
 
 def _speech(window: np.ndarray) -> list[tuple[float, float]]:
@@ -197,8 +236,8 @@ def live_step(
     The new audio is split by voice activity at the last pause before the settle line:
     speech before it is transcribed once and committed, speech after it is transcribed
     as tentative text (again at a later step, once `min_tail_step` seconds more have
-    come). One Whisper run per step at most. `final`: the recording has stopped, so
-    everything is committed.
+    come, or at once after a commit). Two Whisper runs per step at most, each over its
+    own audio only. `final`: the recording has stopped, so everything is committed.
     """
     samples, end = decode_from(data, state.committed_until)
     new_seconds = len(samples) / RATE
@@ -217,16 +256,30 @@ def live_step(
     elif cut < MIN_COMMIT_SECONDS and not final and speech:
         cut = 0.0  # too short to be transcribed well on its own: wait for more
     closed_speech = [s for s in speech if s[0] < cut]
+    open_speech = [s for s in speech if s[1] > cut]
     result.committed_until = state.committed_until + cut
+    window_end = state.committed_until + window_seconds
     if closed_speech:
-        # One Whisper run per step (each costs a whole 30 s encoder pass): the closed
-        # part now, the open tail at a later step.
         text = _transcribe(model, window[: int(cut * RATE)], _prompt(state.committed))
         result.steps += 1
         result.decoded_seconds += cut
         result.committed = " ".join(p for p in (state.committed, text) if p)
         result.tentative = ""
-        return result
+        result.shown_until = result.committed_until
+    tail = window[int(cut * RATE) :]
+    if not open_speech or len(tail) / RATE < MIN_NEW_SECONDS:
+        result.tentative = ""
+        if not open_speech:  # the rest is silence: the text is up to date
+            result.shown_until = window_end
+    elif final or closed_speech or end - state.tail_until >= min_tail_step:
+        # The open tail, with the committed text as context (after a commit, at once:
+        # the old tentative text overlaps what was just committed).
+        result.tentative = _transcribe(model, tail, _prompt(result.committed))
+        result.tail_until = window_end
+        result.shown_until = window_end
+        result.steps += 1
+        result.decoded_seconds += len(tail) / RATE
+    return result
     tail = window[int(cut * RATE) :]
     open_speech = [s for s in speech if s[1] > cut]
     if not open_speech or len(tail) / RATE < MIN_NEW_SECONDS:

@@ -244,6 +244,7 @@ def live_view(*, assignment_id: int, take: str, note: str = "") -> dict[str, Any
         "coverage": coverage_of(state.text).to_dict(),
         "received_seconds": round(received, 2),
         "heard_seconds": round(state.heard_until, 2),
+        "shown_seconds": round(state.shown_until, 2),
         "lag_seconds": round(lag, 2),
         "paused": paused,
         "paused_reason": note if paused else "",

@@ -44,6 +44,7 @@ LIVE_VIEW = inline_serializer(
         "coverage": serializers.JSONField(),
         "received_seconds": serializers.FloatField(),
         "heard_seconds": serializers.FloatField(),
+        "shown_seconds": serializers.FloatField(),
         "lag_seconds": serializers.FloatField(),
         "paused": serializers.BooleanField(),
         "paused_reason": serializers.CharField(),

@@ -23,6 +23,7 @@ export interface LiveView {
   coverage: { questions: LiveQuestion[]; covered: number; total: number };
   received_seconds: number;
   heard_seconds: number;
+  shown_seconds: number;
   lag_seconds: number;
   paused: boolean;
   paused_reason: string;

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from annotator_app.ama.models import AmaRound, AmaSession
 from tests.ama.helpers import ama_campaign, sign_png, store_image
@@ -120,7 +121,10 @@ def test_an_llm_outage_shows_a_message_keeps_the_question_and_retry_works(
         retry.wait_for(timeout=120_000)
         assert "language model is not answering" in page.locator("[data-failure-text]").inner_text()
         page.reload()  # the failure and the question survive a reload
-        assert "What does the sign say?" in page.locator("[data-question-shown]").inner_text()
+        # The page fills them in from the API after loading: wait for it, not for load.
+        expect(page.locator("[data-question-shown]")).to_contain_text(
+            "What does the sign say?", timeout=30_000
+        )
         fake_llm.push(reply("It says open."))
         page.get_by_role("button", name="Retry").click()
         page.locator("[data-answer]").get_by_text("It says open.").wait_for(timeout=120_000)
