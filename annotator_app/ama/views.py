@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import cast
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
@@ -19,17 +18,14 @@ from annotator_app.ama.services import session_for_assignment
 from annotator_app.catalog.selectors import image_media_url
 from annotator_app.work.models import CampaignKind
 from annotator_app.work.selectors import (
-    assignment_get_reviewable,
     campaign_get,
     can_review_campaign,
 )
 from annotator_app.work.services import (
     SKIP_REASON_MAX_CHARS,
-    AssignmentStateError,
     assignment_next,
-    assignment_verdict,
 )
-from annotator_app.work.views import task_preview, wants_preview
+from annotator_app.work.views import review_verdict_form, task_preview, wants_preview
 from pipelines.ama import SOURCE_LABELS
 
 REVIEW_PAGE_SIZE = 20
@@ -107,23 +103,6 @@ def review_queue(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @require_POST
 def review_verdict(request: HttpRequest, assignment_id: int) -> HttpResponse:
     """Accept or reject one annotator's accepted QA pair (a form post, CSRF-checked)."""
-    reviewer = cast(User, request.user)
-    assignment = assignment_get_reviewable(user=reviewer, assignment_id=assignment_id)
-    if assignment is None or assignment.item.campaign.kind != CampaignKind.AMA:
-        raise Http404("no such assignment")
-    decision = request.POST.get("decision")
-    if decision not in ("accept", "reject"):
-        return HttpResponse("decision must be accept or reject", status=400)
-    reason = request.POST.get("reason", "")
-    if len(reason) > SKIP_REASON_MAX_CHARS:
-        return HttpResponse(f"reason: at most {SKIP_REASON_MAX_CHARS} characters", status=400)
-    try:
-        assignment_verdict(
-            assignment=assignment, reviewer=reviewer, accept=decision == "accept", reason=reason
-        )
-    except AssignmentStateError as exc:
-        messages.error(request, f"Assignment {assignment_id}: {exc}")
-    else:
-        verb = "accepted" if decision == "accept" else "rejected"
-        messages.success(request, f"Assignment {assignment_id} {verb}.")
-    return redirect("ama:review-queue", campaign_id=assignment.item.campaign_id)
+    return review_verdict_form(
+        request, assignment_id=assignment_id, kind=CampaignKind.AMA, back_to="ama:review-queue"
+    )

@@ -17,17 +17,10 @@ from rest_framework.views import APIView
 from annotator_app.captions.selectors import recording_get_visible, recording_list_own
 from annotator_app.captions.serializers import RecordingOutputSerializer, RecordingUploadSerializer
 from annotator_app.captions.services import RecordingError, recording_submit
+from annotator_app.work.errors import RefusedAnswer
 
 # Room for the multipart envelope and the small fields around the audio file.
 MULTIPART_OVERHEAD = 64 * 1024
-
-
-class UploadRefused(APIException):
-    """A RecordingError as an HTTP answer: its status and its message as `detail`."""
-
-    def __init__(self, error: RecordingError) -> None:
-        super().__init__(detail=error.message)
-        self.status_code = error.status_code
 
 
 class RecordingTooLargeEarly(APIException):
@@ -82,7 +75,7 @@ class RecordingListCreateApi(APIView):
                 active_seconds=form.validated_data.get("active_seconds"),
             )
         except RecordingError as exc:
-            raise UploadRefused(exc) from None
+            raise RefusedAnswer(exc) from None
         data = RecordingOutputSerializer(result.recording, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED if result.created else 200)
 

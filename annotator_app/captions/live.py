@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -38,14 +37,13 @@ from django.conf import settings
 
 from annotator_app.captions import queueing
 from annotator_app.captions.models import Recording
+from annotator_app.work.errors import CLIENT_KEY, Refused
 from annotator_app.work.models import Assignment, AssignmentStatus, CampaignKind
 from pipelines.audio import sniff_container
 from pipelines.coverage import coverage_of
 from pipelines.live_asr import LiveAudioError, LiveText, SpeechModel, live_step
 
 logger = logging.getLogger(__name__)
-
-TAKE = re.compile(r"^[A-Za-z0-9_\-]{8,64}$")
 
 # After a step: queue the next one if the audio grew while it ran, else clear the flag.
 # One script, so a chunk appended at the same moment is never left without a step.
@@ -59,15 +57,8 @@ return 0
 """
 
 
-class LiveError(Exception):
-    """A live request is refused; `status_code` is the HTTP answer, the message says why."""
-
-    status_code = 400
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
+class LiveError(Refused):
+    """A live request is refused (see work/errors.py)."""
 
 
 class LiveNotFound(LiveError):
@@ -136,7 +127,7 @@ def live_check_assignment(*, user: Any, assignment_id: int) -> Assignment:
 
 
 def _check_take(take: str) -> None:
-    if not TAKE.match(take or ""):
+    if not CLIENT_KEY.match(take or ""):
         raise LiveError("take must be 8-64 letters, digits, - or _ (the recording's key)")
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from django.utils import timezone
 
 from annotator_app.captions.live import live_coverage_at_submit
 from annotator_app.captions.models import Recording
+from annotator_app.work.errors import CLIENT_KEY, Refused
 from annotator_app.work.models import Assignment, AssignmentStatus, CampaignKind
 from annotator_app.work.services import AssignmentStateError, assignment_submit
 from pipelines.audio import AudioInfo, AudioRejected, inspect_audio
@@ -34,19 +34,11 @@ from pipelines.playback import PlaybackError, needs_seekable_copy, seekable_webm
 
 logger = logging.getLogger(__name__)
 
-# A client-made key: a UUID in practice; anything of these characters is accepted.
-IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,64}$")
 MAX_ACTIVE_SECONDS = 24 * 3600
 
 
-class RecordingError(Exception):
-    """An upload is refused; `status_code` is the HTTP answer, the message says why."""
-
-    status_code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class RecordingError(Refused):
+    """An upload is refused (see work/errors.py)."""
 
 
 class RecordingInvalid(RecordingError):
@@ -240,7 +232,7 @@ def recording_submit(
     (created=False) and changes nothing, also when two arrive at once: the unique key
     decides, and the loser deletes the file it wrote.
     """
-    if not IDEMPOTENCY_KEY.match(idempotency_key or ""):
+    if not CLIENT_KEY.match(idempotency_key or ""):
         raise RecordingInvalid(
             "the Idempotency-Key header is missing or malformed (8-64 letters, digits, - or _)"
         )

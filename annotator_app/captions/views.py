@@ -30,22 +30,18 @@ from annotator_app.captions.selectors import (
 from annotator_app.catalog.selectors import image_media_url
 from annotator_app.work.models import Assignment, Campaign, CampaignKind
 from annotator_app.work.selectors import (
-    assignment_get_reviewable,
     campaign_get,
     can_review_campaign,
 )
 from annotator_app.work.services import (
-    AssignmentStateError,
     assignment_next,
-    assignment_verdict,
     assignments_accept_bulk,
 )
-from annotator_app.work.views import task_preview, wants_preview
+from annotator_app.work.views import review_verdict_form, task_preview, wants_preview
 from pipelines.coverage import QUESTIONS
 
 HISTORY_PAGE_SIZE = 20
 REVIEW_PAGE_SIZE = 10
-REASON_MAX_LENGTH = 2000
 BULK_ACCEPT_MAX = 100
 
 
@@ -137,26 +133,9 @@ def review_queue(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @require_POST
 def review_verdict(request: HttpRequest, assignment_id: int) -> HttpResponse:
     """Accept or reject one recording's assignment (a form post, CSRF-checked)."""
-    reviewer = cast(User, request.user)
-    assignment = assignment_get_reviewable(user=reviewer, assignment_id=assignment_id)
-    if assignment is None:
-        raise Http404("no such assignment")
-    decision = request.POST.get("decision")
-    if decision not in ("accept", "reject"):
-        return HttpResponse("decision must be accept or reject", status=400)
-    reason = request.POST.get("reason", "")
-    if len(reason) > REASON_MAX_LENGTH:
-        return HttpResponse(f"reason: at most {REASON_MAX_LENGTH} characters", status=400)
-    try:
-        assignment_verdict(
-            assignment=assignment, reviewer=reviewer, accept=decision == "accept", reason=reason
-        )
-    except AssignmentStateError as exc:
-        messages.error(request, f"Assignment {assignment_id}: {exc}")
-    else:
-        verb = "accepted" if decision == "accept" else "rejected"
-        messages.success(request, f"Assignment {assignment_id} {verb}.")
-    return redirect("captions:review-queue", campaign_id=assignment.item.campaign_id)
+    return review_verdict_form(
+        request, assignment_id=assignment_id, kind=CampaignKind.CAP, back_to="captions:review-queue"
+    )
 
 
 @login_required

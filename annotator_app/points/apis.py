@@ -36,16 +36,9 @@ from annotator_app.points.serializers import (
     SubmitInputSerializer,
 )
 from annotator_app.points.services import PointsError, points_amend, points_submit
+from annotator_app.work.errors import RefusedAnswer
 from annotator_app.work.models import CampaignKind
 from annotator_app.work.selectors import campaign_get, can_review_campaign
-
-
-class PointsRefused(APIException):
-    """A PointsError as an HTTP answer: its status and its message as `detail`."""
-
-    def __init__(self, error: PointsError) -> None:
-        super().__init__(detail=error.message)
-        self.status_code = error.status_code
 
 
 class RequestTooLarge(APIException):
@@ -108,7 +101,7 @@ class AnnotationListCreateApi(APIView):
                 active_seconds=form.validated_data.get("active_seconds"),
             )
         except PointsError as exc:
-            raise PointsRefused(exc) from None
+            raise RefusedAnswer(exc) from None
         annotation = selectors.annotation_get_visible(
             user=request.user, annotation_id=result.annotation.pk
         )
@@ -144,7 +137,7 @@ class AnnotationDetailApi(APIView):
                 raw_labels=form.validated_data["labels"],
             )
         except PointsError as exc:
-            raise PointsRefused(exc) from None
+            raise RefusedAnswer(exc) from None
         found = selectors.annotation_get_visible(user=request.user, annotation_id=annotation_id)
         return Response(_data(request, found))
 

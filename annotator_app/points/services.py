@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from annotator_app.points.models import LABEL_MAX_CHARS, LabelAnnotation, PointsAnnotation
+from annotator_app.work.errors import CLIENT_KEY, Refused
 from annotator_app.work.models import (
     Assignment,
     AssignmentStatus,
@@ -31,21 +32,13 @@ from annotator_app.work.models import (
 )
 from annotator_app.work.services import AssignmentStateError, assignment_submit
 
-# A client-made key: a UUID in practice; anything of these characters is accepted.
-IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,64}$")
 MAX_SECONDS = 24 * 3600
 # Control characters other than whitespace have no place in a referring expression.
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
-class PointsError(Exception):
-    """A submission is refused; `status_code` is the HTTP answer, the message says why."""
-
-    status_code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class PointsError(Refused):
+    """A submission is refused (see work/errors.py)."""
 
 
 class PointsInvalid(PointsError):
@@ -276,7 +269,7 @@ def points_submit(
     """
     from annotator_app.points.agreement import agreement_on_submit
 
-    if not IDEMPOTENCY_KEY.match(idempotency_key or ""):
+    if not CLIENT_KEY.match(idempotency_key or ""):
         raise PointsInvalid(
             "the Idempotency-Key header is missing or malformed (8-64 letters, digits, - or _)"
         )

@@ -25,12 +25,11 @@ from annotator_app.points.review import (
 )
 from annotator_app.work.models import CampaignKind, CollectionMethod
 from annotator_app.work.selectors import (
-    assignment_get_reviewable,
     campaign_get,
     can_review_campaign,
 )
-from annotator_app.work.services import AssignmentStateError, assignment_next, assignment_verdict
-from annotator_app.work.views import task_preview, wants_preview
+from annotator_app.work.services import assignment_next
+from annotator_app.work.views import review_verdict_form, task_preview, wants_preview
 
 REVIEW_PAGE_SIZE = 10
 
@@ -113,26 +112,12 @@ def _reason(request: HttpRequest) -> str:
 @require_POST
 def review_verdict(request: HttpRequest, assignment_id: int) -> HttpResponse:
     """Overlap 1: accept or reject one submission (a form post, CSRF-checked)."""
-    reviewer = cast(User, request.user)
-    assignment = assignment_get_reviewable(user=reviewer, assignment_id=assignment_id)
-    if assignment is None or assignment.item.campaign.kind != CampaignKind.POINTS:
-        raise Http404("no such assignment")
-    decision = request.POST.get("decision")
-    if decision not in ("accept", "reject"):
-        return HttpResponse("decision must be accept or reject", status=400)
-    try:
-        assignment_verdict(
-            assignment=assignment,
-            reviewer=reviewer,
-            accept=decision == "accept",
-            reason=_reason(request),
-        )
-    except (AssignmentStateError, ReviewError) as exc:
-        messages.error(request, f"Assignment {assignment_id}: {exc}")
-    else:
-        verb = "accepted" if decision == "accept" else "rejected"
-        messages.success(request, f"Assignment {assignment_id} {verb}.")
-    return redirect("points:review-queue", campaign_id=assignment.item.campaign_id)
+    return review_verdict_form(
+        request,
+        assignment_id=assignment_id,
+        kind=CampaignKind.POINTS,
+        back_to="points:review-queue",
+    )
 
 
 @login_required

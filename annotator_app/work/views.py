@@ -1,21 +1,31 @@
-"""Pages: the admin dashboard (progress, completions chart) and an annotator's history."""
+"""Pages: the admin dashboard (progress, completions chart), an annotator's history, and
+what the task and review pages of every kind share (admin previews, review verdicts)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
+from annotator_app.accounts.models import User
 from annotator_app.accounts.permissions import is_admin
 from annotator_app.catalog.selectors import image_media_url
 from annotator_app.work import selectors
 from annotator_app.work.models import Campaign, CampaignKind
+from annotator_app.work.selectors import assignment_get_reviewable
+from annotator_app.work.services import (
+    SKIP_REASON_MAX_CHARS,
+    AssignmentStateError,
+    assignment_verdict,
+)
 
 HISTORY_PAGE_SIZE = 25
 CHART_DAYS = 30
@@ -108,3 +118,33 @@ def task_preview(request: HttpRequest, *, kind: str, context: dict[str, object])
         "campaigns": campaigns,
     }
     return render(request, "work/preview.html", page)
+
+
+def review_verdict_form(
+    request: HttpRequest, *, assignment_id: int, kind: str, back_to: str
+) -> HttpResponse:
+    """A review page's Accept/Reject form post for one assignment of a `kind` campaign.
+
+    404 when the reviewer may not review it; 400 naming the problem for a decision other
+    than accept/reject or an over-long reason; else the verdict, or why it was refused,
+    as a message on the review queue `back_to` (a URL name taking `campaign_id`)."""
+    reviewer = cast(User, request.user)
+    assignment = assignment_get_reviewable(user=reviewer, assignment_id=assignment_id)
+    if assignment is None or assignment.item.campaign.kind != kind:
+        raise Http404("no such assignment")
+    decision = request.POST.get("decision")
+    if decision not in ("accept", "reject"):
+        return HttpResponse("decision must be accept or reject", status=400)
+    reason = request.POST.get("reason", "")
+    if len(reason) > SKIP_REASON_MAX_CHARS:
+        return HttpResponse(f"reason: at most {SKIP_REASON_MAX_CHARS} characters", status=400)
+    try:
+        assignment_verdict(
+            assignment=assignment, reviewer=reviewer, accept=decision == "accept", reason=reason
+        )
+    except AssignmentStateError as exc:
+        messages.error(request, f"Assignment {assignment_id}: {exc}")
+    else:
+        verb = "accepted" if decision == "accept" else "rejected"
+        messages.success(request, f"Assignment {assignment_id} {verb}.")
+    return redirect(back_to, campaign_id=assignment.item.campaign_id)

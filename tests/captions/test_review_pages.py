@@ -69,7 +69,12 @@ def test_reject_needs_a_reason_and_frees_the_slot(cast, client, submitted: Recor
 def test_bad_verdicts_are_refused(cast, client, submitted: Recording) -> None:
     client.force_login(cast.reviewer)
     assert verdict(client, submitted, "maybe").status_code == 400
-    assert verdict(client, submitted, "reject", "x" * 2001).status_code == 400
+    too_long = verdict(client, submitted, "reject", "x" * 2001)
+    assert too_long.status_code == 400 and b"reason: at most 2000 characters" in too_long.content
+    # The same assignment through another kind's review form (one shared form handler).
+    for other_kind in ("points", "ama"):
+        url = f"/{other_kind}/review/verdict/{submitted.assignment_id}/"
+        assert client.post(url, {"decision": "accept"}).status_code == 404
     assert client.get(f"/captions/review/verdict/{submitted.assignment_id}/").status_code == 405
     assert status_of(submitted) == AssignmentStatus.SUBMITTED
 
