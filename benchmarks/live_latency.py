@@ -105,10 +105,13 @@ def speak(client: Any, assignment_id: int, audio: bytes, lengths: list[int]) -> 
     server_ms: list[float] = []
     paused = 0
 
-    def note(view: dict[str, Any], now: float) -> None:
+    def note(view: dict[str, Any], now: float, *, ended: bool = False) -> None:
         nonlocal paused
         paused += bool(view["paused"])
-        for second in range(1, int(view["shown_seconds"] + 0.05) + 1):
+        upto, heard = view["shown_seconds"], view["heard_seconds"]
+        if ended and heard > len(lengths) - 1 and upto >= heard:
+            upto = len(lengths)  # the text covers the whole take (its last second is partial)
+        for second in range(1, int(upto + 0.05) + 1):
             seen.setdefault(second, now)
 
     started = time.perf_counter()
@@ -131,15 +134,16 @@ def speak(client: Any, assignment_id: int, audio: bytes, lengths: list[int]) -> 
         server_ms.append((now - sent) * 1000)
         assert response.status_code == 200, response.content
         offset = length
-        note(response.json(), now)
+        note(response.json(), now, ended=n == len(lengths))
     total = len(lengths)
     deadline = time.perf_counter() + 60
     while len(seen) < total and time.perf_counter() < deadline:
         time.sleep(0.5)
-        note(client.get(url, {"take": take}).json(), time.perf_counter())
+        note(client.get(url, {"take": take}).json(), time.perf_counter(), ended=True)
     latencies = [seen[s] - (started + s) for s in range(1, total + 1) if s in seen]
+    never = [s for s in range(1, total + 1) if s not in seen]
     return {"latencies": latencies, "missing": total - len(latencies), "server_ms": server_ms,
-            "paused_views": paused}  # fmt: skip
+            "paused_views": paused, "never_shown": never}  # fmt: skip
 
 
 def run(speakers: int, seconds: float, users: list[Any]) -> dict[str, Any]:
@@ -198,6 +202,7 @@ def run(speakers: int, seconds: float, users: list[Any]) -> dict[str, Any]:
         "latency_s_p95": round(_percentile(latencies, 95), 2) if latencies else None,
         "latency_s_max": round(max(latencies), 2) if latencies else None,
         "seconds_never_shown": sum(r["missing"] for r in results),
+        "never_shown_which": sorted(x for r in results for x in r["never_shown"]),
         "paused_views": sum(r["paused_views"] for r in results),
         "endpoint_ms_p50": round(statistics.median(server), 1),
         "endpoint_ms_p95": round(_percentile(server, 95), 1),

@@ -95,12 +95,15 @@ def test_steps_over_the_growing_file_commit_text_once_and_finish_it(model: Any) 
     for length in lengths:
         state = live_step(model, data[:length], state)
         committed_texts.append(state.committed)
+        # The text never claims audio it has not heard, and always covers what it committed.
+        assert state.committed_until <= state.shown_until <= state.heard_until + 1e-6
     # Committed text only ever grows at its end: nothing committed is decoded again.
     for before, after in pairwise(committed_texts):
         assert after.startswith(before)
     assert state.committed, "a pause after a sentence should have committed some text"
     final = live_step(model, data, state, final=True)
     assert final.tentative == "" and final.committed_until == pytest.approx(final.heard_until)
+    assert final.shown_until == pytest.approx(final.heard_until)
     words = set(final.committed.lower().replace(".", "").replace(",", "").split())
     assert {"photo", "people", "bicycle"} <= words, final.committed
     # Incremental: less audio went through Whisper than re-decoding every prefix would
