@@ -7,9 +7,12 @@ little at a time:
 - Only new audio is decoded: packets before `committed_until` (minus a short pre-roll
   the Opus decoder needs) are demuxed but never decoded, and Whisper sees only the audio
   after that point, at most `max_window` seconds of it per step.
-- Whisper's own voice-activity filter drops silence; segments that end at least
-  `settle` seconds before the end of the audio are *committed* (never decoded again),
-  the rest is *tentative* text, decoded again next step when more audio has arrived.
+- Silero VAD (bundled with faster-whisper) finds the pauses; speech before the last
+  pause that ends at least `settle` seconds before the end of the audio is *committed*
+  (never decoded again), the rest is *tentative* text, decoded again at a later step
+  when more audio has arrived.
+- Whisper is given only the audio it must read plus a few seconds of silence, not a
+  30 s window (`_transcribe`), so a run costs what its audio costs.
 - The last words of the committed text are the prompt, so a sentence cut at a commit
   point keeps its context.
 
@@ -277,16 +280,6 @@ def live_step(
         result.tentative = _transcribe(model, tail, _prompt(result.committed))
         result.tail_until = window_end
         result.shown_until = window_end
-        result.steps += 1
-        result.decoded_seconds += len(tail) / RATE
-    return result
-    tail = window[int(cut * RATE) :]
-    open_speech = [s for s in speech if s[1] > cut]
-    if not open_speech or len(tail) / RATE < MIN_NEW_SECONDS:
-        result.tentative = ""
-    elif final or end - state.tail_until >= min_tail_step:
-        result.tentative = _transcribe(model, tail, _prompt(state.committed))
-        result.tail_until = end
         result.steps += 1
         result.decoded_seconds += len(tail) / RATE
     return result
