@@ -10,7 +10,7 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,14 +24,7 @@ from annotator_app.ama.serializers import (
     SessionOutputSerializer,
     SkipInputSerializer,
 )
-
-
-class AmaRefused(APIException):
-    """An AmaError as an HTTP answer: its status and its message as `detail`."""
-
-    def __init__(self, error: services.AmaError) -> None:
-        super().__init__(detail=error.message)
-        self.status_code = error.status_code
+from annotator_app.work.errors import RefusedAnswer
 
 
 def _session_data(user: Any, session_id: int) -> dict[str, Any]:
@@ -59,7 +52,7 @@ class AskApi(APIView):
                 user=request.user, session_id=session_id, question=form.validated_data["question"]
             )
         except services.AmaError as exc:
-            raise AmaRefused(exc) from None
+            raise RefusedAnswer(exc) from None
         return Response(_session_data(request.user, session_id), status=status.HTTP_201_CREATED)
 
 
@@ -75,7 +68,7 @@ class SkipApi(APIView):
                 user=request.user, session_id=session_id, reason=form.validated_data["reason"]
             )
         except services.AmaError as exc:
-            raise AmaRefused(exc) from None
+            raise RefusedAnswer(exc) from None
         return Response(_session_data(request.user, session_id))
 
 
@@ -101,7 +94,7 @@ class AcceptApi(APIView):
                 active_seconds=form.validated_data.get("active_seconds"),
             )
         except services.AmaError as exc:
-            raise AmaRefused(exc) from None
+            raise RefusedAnswer(exc) from None
         return Response(_session_data(request.user, session_id))
 
 
@@ -118,7 +111,7 @@ class RejectApi(APIView):
                 user=request.user, round_id=round_id, feedback=form.validated_data["feedback"]
             )
         except services.AmaError as exc:
-            raise AmaRefused(exc) from None
+            raise RefusedAnswer(exc) from None
         return Response(_session_data(request.user, session_id), status=status.HTTP_201_CREATED)
 
 
@@ -129,5 +122,5 @@ class RetryApi(APIView):
         try:
             services.ama_retry(user=request.user, round_id=round_id)
         except services.AmaError as exc:
-            raise AmaRefused(exc) from None
+            raise RefusedAnswer(exc) from None
         return Response(_session_data(request.user, session_id))

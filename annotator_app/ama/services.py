@@ -25,6 +25,7 @@ from annotator_app.ama.models import (
     Verdict,
 )
 from annotator_app.ama.queueing import enqueue_answer
+from annotator_app.work.errors import Refused
 from annotator_app.work.models import Assignment, AssignmentStatus
 from annotator_app.work.services import (
     SKIP_REASON_MAX_CHARS,
@@ -34,12 +35,11 @@ from annotator_app.work.services import (
 )
 
 
-class AmaError(ValueError):
+class AmaError(Refused):
     """A refused move; `status_code` is the HTTP answer (400 bad input, 409 wrong state)."""
 
     def __init__(self, message: str, *, status_code: int = 400) -> None:
         super().__init__(message)
-        self.message = message
         self.status_code = status_code
 
 
