@@ -11,7 +11,8 @@ Opus in WebM by PyAV (about 380 kB at 32 kb/s).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/pixmo .venv/bin/python benchmarks/upload_latency.py
 
-Prints the figures and one JSON line. Goal: p95 <= 150 ms.
+Prints the figures (over the uploads after the first, which a fresh process pays lazy
+imports for; that one is printed apart) and one JSON line. Goal: p95 <= 150 ms.
 """
 
 from __future__ import annotations
@@ -97,10 +98,14 @@ def main() -> None:
     finally:
         teardown_databases(databases, verbosity=0)
 
+    # The first upload of the process pays for lazy imports and first connections (a
+    # fresh server's first request); the figures are over the warm ones after it.
+    first_ms, server_ms = server_ms[0], server_ms[1:]
     result = {
         "uploads": args.uploads,
         "audio_seconds": info.duration_seconds,
         "audio_bytes": len(audio),
+        "first_upload_ms": round(first_ms, 1),
         "server_ms_p50": round(statistics.median(server_ms), 1),
         "server_ms_p95": round(_percentile(server_ms, 95), 1),
         "server_ms_max": round(max(server_ms), 1),
@@ -110,7 +115,8 @@ def main() -> None:
     print(
         f"{args.uploads} uploads of {info.duration_seconds:.1f} s Opus ({len(audio)} bytes): "
         f"server p50 {result['server_ms_p50']} ms, p95 {result['server_ms_p95']} ms, "
-        f"max {result['server_ms_max']} ms (inspect_audio alone p50 "
+        f"max {result['server_ms_max']} ms over the {len(server_ms)} after the first "
+        f"(first {result['first_upload_ms']} ms; inspect_audio alone p50 "
         f"{result['inspect_audio_ms_p50']} ms); goal p95 <= 150 ms"
     )
     print(json.dumps(result))
