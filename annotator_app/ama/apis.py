@@ -24,7 +24,6 @@ from annotator_app.ama.serializers import (
     SessionOutputSerializer,
     SkipInputSerializer,
 )
-from annotator_app.work.errors import RefusedAnswer
 
 
 def _session_data(user: Any, session_id: int) -> dict[str, Any]:
@@ -47,12 +46,9 @@ class AskApi(APIView):
     def post(self, request: Request, session_id: int) -> Response:
         form = AskInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            services.ama_ask(
-                user=request.user, session_id=session_id, question=form.validated_data["question"]
-            )
-        except services.AmaError as exc:
-            raise RefusedAnswer(exc) from None
+        services.ama_ask(
+            user=request.user, session_id=session_id, question=form.validated_data["question"]
+        )
         return Response(_session_data(request.user, session_id), status=status.HTTP_201_CREATED)
 
 
@@ -63,12 +59,9 @@ class SkipApi(APIView):
     def post(self, request: Request, session_id: int) -> Response:
         form = SkipInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            services.ama_skip(
-                user=request.user, session_id=session_id, reason=form.validated_data["reason"]
-            )
-        except services.AmaError as exc:
-            raise RefusedAnswer(exc) from None
+        services.ama_skip(
+            user=request.user, session_id=session_id, reason=form.validated_data["reason"]
+        )
         return Response(_session_data(request.user, session_id))
 
 
@@ -87,14 +80,11 @@ class AcceptApi(APIView):
         session_id = _session_of_round(request, round_id)
         form = AcceptInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            services.ama_accept(
-                user=request.user,
-                round_id=round_id,
-                active_seconds=form.validated_data.get("active_seconds"),
-            )
-        except services.AmaError as exc:
-            raise RefusedAnswer(exc) from None
+        services.ama_accept(
+            user=request.user,
+            round_id=round_id,
+            active_seconds=form.validated_data.get("active_seconds"),
+        )
         return Response(_session_data(request.user, session_id))
 
 
@@ -106,12 +96,9 @@ class RejectApi(APIView):
         session_id = _session_of_round(request, round_id)
         form = RejectInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            services.ama_reject(
-                user=request.user, round_id=round_id, feedback=form.validated_data["feedback"]
-            )
-        except services.AmaError as exc:
-            raise RefusedAnswer(exc) from None
+        services.ama_reject(
+            user=request.user, round_id=round_id, feedback=form.validated_data["feedback"]
+        )
         return Response(_session_data(request.user, session_id), status=status.HTTP_201_CREATED)
 
 
@@ -119,8 +106,5 @@ class RetryApi(APIView):
     @extend_schema(request=None, responses=SessionOutputSerializer)
     def post(self, request: Request, round_id: int) -> Response:
         session_id = _session_of_round(request, round_id)
-        try:
-            services.ama_retry(user=request.user, round_id=round_id)
-        except services.AmaError as exc:
-            raise RefusedAnswer(exc) from None
+        services.ama_retry(user=request.user, round_id=round_id)
         return Response(_session_data(request.user, session_id))

@@ -16,8 +16,7 @@ from rest_framework.views import APIView
 
 from annotator_app.captions.selectors import recording_get_visible, recording_list_own
 from annotator_app.captions.serializers import RecordingOutputSerializer, RecordingUploadSerializer
-from annotator_app.captions.services import RecordingError, recording_submit
-from annotator_app.work.errors import RefusedAnswer
+from annotator_app.captions.services import recording_submit
 
 # Room for the multipart envelope and the small fields around the audio file.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -66,16 +65,13 @@ class RecordingListCreateApi(APIView):
         form = RecordingUploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         audio = form.validated_data["audio"]
-        try:
-            result = recording_submit(
-                user=request.user,
-                assignment_id=form.validated_data["assignment"],
-                data=audio.read(),
-                idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
-                active_seconds=form.validated_data.get("active_seconds"),
-            )
-        except RecordingError as exc:
-            raise RefusedAnswer(exc) from None
+        result = recording_submit(
+            user=request.user,
+            assignment_id=form.validated_data["assignment"],
+            data=audio.read(),
+            idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
+            active_seconds=form.validated_data.get("active_seconds"),
+        )
         data = RecordingOutputSerializer(result.recording, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED if result.created else 200)
 

@@ -16,13 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotator_app.captions.live import LiveError, live_append, live_get
-
-
-def refused(error: LiveError) -> Response:
-    """A LiveError as an HTTP answer: its status, its message as `detail`, and extras
-    (numbers stay numbers: the page reads `expected_offset`)."""
-    return Response({"detail": error.message, **error.extra}, status=error.status_code)
+from annotator_app.captions.live import live_append, live_get
 
 
 class LiveChunkSerializer(serializers.Serializer):
@@ -63,28 +57,22 @@ class LiveApi(APIView):
         form = LiveChunkSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data: dict[str, Any] = form.validated_data
-        try:
-            view = live_append(
-                user=request.user,
-                assignment_id=assignment_id,
-                take=data["take"],
-                offset=data["offset"],
-                data=data["audio"].read(),
-                received_ms=data["received_ms"],
-                final=data["final"],
-            )
-        except LiveError as exc:
-            return refused(exc)
+        view = live_append(
+            user=request.user,
+            assignment_id=assignment_id,
+            take=data["take"],
+            offset=data["offset"],
+            data=data["audio"].read(),
+            received_ms=data["received_ms"],
+            final=data["final"],
+        )
         return Response(view)
 
     @extend_schema(parameters=[OpenApiParameter("take", str, required=True)], responses=LIVE_VIEW)
     def get(self, request: Request, assignment_id: int) -> Response:
-        try:
-            view = live_get(
-                user=request.user,
-                assignment_id=assignment_id,
-                take=request.query_params.get("take", ""),
-            )
-        except LiveError as exc:
-            return refused(exc)
+        view = live_get(
+            user=request.user,
+            assignment_id=assignment_id,
+            take=request.query_params.get("take", ""),
+        )
         return Response(view)

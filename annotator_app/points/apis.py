@@ -35,8 +35,7 @@ from annotator_app.points.serializers import (
     DecisionInputSerializer,
     SubmitInputSerializer,
 )
-from annotator_app.points.services import PointsError, points_amend, points_submit
-from annotator_app.work.errors import RefusedAnswer
+from annotator_app.points.services import points_amend, points_submit
 from annotator_app.work.models import CampaignKind
 from annotator_app.work.selectors import campaign_get, can_review_campaign
 
@@ -92,16 +91,13 @@ class AnnotationListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         form = SubmitInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            result = points_submit(
-                user=request.user,
-                assignment_id=form.validated_data["assignment"],
-                raw_labels=form.validated_data["labels"],
-                idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
-                active_seconds=form.validated_data.get("active_seconds"),
-            )
-        except PointsError as exc:
-            raise RefusedAnswer(exc) from None
+        result = points_submit(
+            user=request.user,
+            assignment_id=form.validated_data["assignment"],
+            raw_labels=form.validated_data["labels"],
+            idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
+            active_seconds=form.validated_data.get("active_seconds"),
+        )
         annotation = selectors.annotation_get_visible(
             user=request.user, annotation_id=result.annotation.pk
         )
@@ -130,14 +126,11 @@ class AnnotationDetailApi(APIView):
     def put(self, request: Request, annotation_id: int) -> Response:
         form = AmendInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            points_amend(
-                user=request.user,
-                annotation_id=annotation_id,
-                raw_labels=form.validated_data["labels"],
-            )
-        except PointsError as exc:
-            raise RefusedAnswer(exc) from None
+        points_amend(
+            user=request.user,
+            annotation_id=annotation_id,
+            raw_labels=form.validated_data["labels"],
+        )
         found = selectors.annotation_get_visible(user=request.user, annotation_id=annotation_id)
         return Response(_data(request, found))
 

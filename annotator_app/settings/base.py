@@ -288,6 +288,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {"login": "10/min"},
+    "EXCEPTION_HANDLER": "annotator_app.work.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "PixMo annotation platform API",
