@@ -23,7 +23,6 @@ Prints one line per speaker count and one JSON line. Goal: p95 <= 4 s for 4 spea
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
@@ -60,10 +59,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def take_audio(seconds: float, voice_shift: int) -> tuple[bytes, list[int]]:
     """About `seconds` of espeak-ng speech as WebM/Opus, and the file length after each second."""
-    import av
-    import numpy as np
-
-    from tests.captions.audio_fixtures import espeak_wav
+    from tests.captions.audio_fixtures import espeak_wav, wav_samples, webm_by_second
 
     words_needed = int(seconds * 2.5)  # espeak-ng at 150 wpm
     parts, i = [], voice_shift
@@ -72,27 +68,10 @@ def take_audio(seconds: float, voice_shift: int) -> tuple[bytes, list[int]]:
         i += 1
     with tempfile.TemporaryDirectory() as tmp:
         wav = espeak_wav(Path(tmp) / "take.wav", " ".join(parts))
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=48_000)
-        with av.open(str(wav)) as src:
-            pcm = [f.to_ndarray()[0] for fr in src.decode(audio=0) for f in resampler.resample(fr)]
-    samples = np.concatenate(pcm).astype(np.float32)[: int(seconds * 48_000)]
-    out = io.BytesIO()
-    lengths = []
-    with av.open(out, "w", format="webm", options={"cluster_time_limit": "1000"}) as dst:
-        stream = dst.add_stream("libopus", rate=48_000, layout="mono")
-        stream.bit_rate = 32_000
-        for start in range(0, len(samples), 48_000):
-            frame = av.AudioFrame.from_ndarray(
-                samples[np.newaxis, start : start + 48_000], format="flt", layout="mono"
-            )
-            frame.sample_rate = 48_000
-            for packet in stream.encode(frame):
-                dst.mux(packet)
-            lengths.append(out.tell())
-        for packet in stream.encode(None):
-            dst.mux(packet)
-    lengths[-1] = len(out.getvalue())
-    return out.getvalue(), lengths
+        samples = wav_samples(wav)[: int(seconds * 48_000)]
+    data, lengths = webm_by_second(samples)
+    lengths[-1] = len(data)  # the last post carries the encoder's last packets too
+    return data, lengths
 
 
 def speak(client: Any, assignment_id: int, audio: bytes, lengths: list[int]) -> dict[str, Any]:

@@ -21,7 +21,6 @@ CPU seconds per second of speech (the process's CPU time inside `_transcribe`).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -33,40 +32,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import av  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.asr_wer import edit_distance, normalise  # noqa: E402
 from benchmarks.speech import add_noise, description, espeak, require_tools  # noqa: E402
 from pipelines import live_asr  # noqa: E402
+from tests.captions.audio_fixtures import wav_samples, webm_by_second  # noqa: E402
 
 VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-x-rp+m3")
 NOISE_SNR_DB = 15.0
-
-
-def growing_webm(wav: Path) -> tuple[bytes, list[int]]:
-    """The WAV as Opus in WebM with 1 s clusters, and the file's length after each second."""
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=48_000)
-    with av.open(str(wav)) as src:
-        parts = [f.to_ndarray()[0] for fr in src.decode(audio=0) for f in resampler.resample(fr)]
-    samples = np.concatenate(parts).astype(np.float32)
-    out = io.BytesIO()
-    lengths = []
-    with av.open(out, "w", format="webm", options={"cluster_time_limit": "1000"}) as dst:
-        stream = dst.add_stream("libopus", rate=48_000, layout="mono")
-        stream.bit_rate = 32_000
-        for start in range(0, len(samples), 48_000):
-            frame = av.AudioFrame.from_ndarray(
-                samples[np.newaxis, start : start + 48_000], format="flt", layout="mono"
-            )
-            frame.sample_rate = 48_000
-            for packet in stream.encode(frame):
-                dst.mux(packet)
-            lengths.append(out.tell())
-        for packet in stream.encode(None):
-            dst.mux(packet)
-    lengths[-1] = len(out.getvalue())
-    return out.getvalue(), lengths
 
 
 def padded30(model: Any, audio: np.ndarray, prompt: str | None) -> str:
@@ -114,9 +88,9 @@ def main() -> None:
             seed += 1
             text = description(args.seconds, seed=seed)
             wav = espeak(work / f"{seed}.wav", text, voice=voice)
-            takes.append((f"{voice}", text, *growing_webm(wav)))
+            takes.append((f"{voice}", text, *webm_by_second(wav_samples(wav))))
             noisy = add_noise(wav, work / f"{seed}.noisy.wav", snr_db=NOISE_SNR_DB, seed=seed)
-            takes.append((f"{voice} +noise", text, *growing_webm(noisy)))
+            takes.append((f"{voice} +noise", text, *webm_by_second(wav_samples(noisy))))
 
     shipped = live_asr._transcribe
     whisper_cpu = 0.0

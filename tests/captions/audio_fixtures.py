@@ -91,3 +91,33 @@ def webm_with_stretched_timestamps(seconds: float, *, factor: int) -> bytes:
                 packet.stream = stream
                 dst.mux(packet)
     return out.getvalue()
+
+
+def wav_samples(wav: Path) -> np.ndarray:
+    """A WAV file's audio as mono float32 samples at 48 kHz (what the browser encodes)."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
+    with av.open(str(wav)) as src:
+        parts = [f.to_ndarray()[0] for fr in src.decode(audio=0) for f in resampler.resample(fr)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def webm_by_second(samples: np.ndarray) -> tuple[bytes, list[int]]:
+    """48 kHz samples as Opus in WebM with 1 s clusters, as MediaRecorder writes with a
+    1 s timeslice, and the file's byte length after each second (the encoder's last
+    packets come after the last of those lengths)."""
+    out = io.BytesIO()
+    lengths = []
+    with av.open(out, "w", format="webm", options={"cluster_time_limit": "1000"}) as dst:
+        stream = dst.add_stream("libopus", rate=RATE, layout="mono")
+        stream.bit_rate = 32_000
+        for start in range(0, len(samples), RATE):
+            frame = av.AudioFrame.from_ndarray(
+                samples[np.newaxis, start : start + RATE], format="flt", layout="mono"
+            )
+            frame.sample_rate = RATE
+            for packet in stream.encode(frame):
+                dst.mux(packet)
+            lengths.append(out.tell())
+        for packet in stream.encode(None):
+            dst.mux(packet)
+    return out.getvalue(), lengths

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipelines.live_asr import LiveAudioError, LiveText, decode_from, live_step, load_model
-from tests.captions.audio_fixtures import espeak_wav
+from tests.captions.audio_fixtures import espeak_wav, wav_samples, webm_by_second
 
 SPOKEN = (
     "This is a photo of a bakery. There are two people walking past the window. "
@@ -26,30 +26,8 @@ SPOKEN = (
 def growing_webm() -> tuple[bytes, list[int]]:
     """SPOKEN as Opus in WebM, and the byte length of the file after each second."""
     with tempfile.TemporaryDirectory() as tmp:
-        wav = espeak_wav(Path(tmp) / "s.wav", SPOKEN)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=48_000)
-        with av.open(str(wav)) as src:
-            parts = [
-                f.to_ndarray()[0] for fr in src.decode(audio=0) for f in resampler.resample(fr)
-            ]
-    samples = np.concatenate(parts).astype(np.float32)
-    out = io.BytesIO()
-    lengths = []
-    # Clusters of one second, as MediaRecorder writes with a 1 s timeslice.
-    with av.open(out, "w", format="webm", options={"cluster_time_limit": "1000"}) as dst:
-        stream = dst.add_stream("libopus", rate=48_000, layout="mono")
-        stream.bit_rate = 32_000
-        for start in range(0, len(samples), 48_000):
-            frame = av.AudioFrame.from_ndarray(
-                samples[np.newaxis, start : start + 48_000], format="flt", layout="mono"
-            )
-            frame.sample_rate = 48_000
-            for packet in stream.encode(frame):
-                dst.mux(packet)
-            lengths.append(out.tell())
-        for packet in stream.encode(None):
-            dst.mux(packet)
-    return out.getvalue(), lengths
+        samples = wav_samples(espeak_wav(Path(tmp) / "s.wav", SPOKEN))
+    return webm_by_second(samples)
 
 
 @pytest.fixture(scope="module")
