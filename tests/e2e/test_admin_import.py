@@ -13,7 +13,8 @@ import pytest
 
 from tests.captions.pipeline_helpers import worker
 from tests.catalog.conftest import HTML_PAGE, ScriptedServer, animation, make_image
-from tests.e2e.test_login_pages import _log_in, _open_page, _violations
+from tests.e2e.conftest import log_in
+from tests.e2e.test_login_pages import _open_page, _violations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -82,7 +83,7 @@ def test_browser_import_shows_progress_and_reasons(
     context, page, problems = _open_page(browser)
     try:
         with worker("default"):
-            _log_in(page, live_server.url, "boss", "pw-boss-123")
+            log_in(page, live_server.url, "boss", "pw-boss-123")
             page.goto(f"{live_server.url}/admin/catalog/image/")
             page.get_by_role("link", name="Import images").click()
             page.get_by_label("Image files").set_input_files(files)

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from annotator_app.ama.models import AmaRound, AmaSession
 from tests.ama.helpers import ama_campaign, sign_png, store_image
 from tests.captions.pipeline_helpers import worker
-from tests.e2e.test_login_pages import CSP_PROBE
+from tests.e2e.conftest import assert_clean, log_in, watched_page
 from tests.llm_fixtures import fail, reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -30,28 +30,14 @@ def open_page(browser: Any, live_server: Any) -> Iterator[Callable[..., tuple[An
     def open_(username: str, password: str, path: str = "/ama/") -> tuple[Any, list[str]]:
         context = browser.new_context()
         contexts.append(context)
-        context.add_init_script(CSP_PROBE)
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(f"{live_server.url}/login/")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(f"{live_server.url}/")
+        page, problems = watched_page(context)
+        log_in(page, live_server.url, username, password)
         page.goto(f"{live_server.url}{path}")
         return page, problems
 
     yield open_
     for context in contexts:
         context.close()
-
-
-def _clean(page: Any, problems: list[str]) -> None:
-    assert page.evaluate("window.__cspViolations") == []
-    # A refused request (400/409) logs a console error in Chromium; none is expected.
-    assert problems == []
 
 
 def test_ask_reject_revise_accept_with_the_real_llm(cast, open_page, llm_settings) -> None:
@@ -105,7 +91,7 @@ def test_ask_reject_revise_accept_with_the_real_llm(cast, open_page, llm_setting
             stored.ocr_text.upper().split()
         )
         assert stored.answered_at and stored.decided_at and stored.completion_tokens > 0
-    _clean(page, problems)
+    assert_clean(page, problems)
 
 
 def test_an_llm_outage_shows_a_message_keeps_the_question_and_retry_works(
@@ -129,4 +115,4 @@ def test_an_llm_outage_shows_a_message_keeps_the_question_and_retry_works(
         page.get_by_role("button", name="Retry").click()
         page.locator("[data-answer]").get_by_text("It says open.").wait_for(timeout=120_000)
     assert AmaRound.objects.get().status == "done"
-    _clean(page, problems)
+    assert_clean(page, problems)

@@ -14,16 +14,10 @@ from annotator_app.captions.models import Recording
 from tests.captions.audio_fixtures import espeak_wav
 from tests.captions.capture_helpers import MAX_SECONDS, MIN_SECONDS
 from tests.captions.pipeline_helpers import words_of, worker
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, assert_clean, log_in, watched_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CSP_PROBE = """
-window.__cspViolations = [];
-document.addEventListener('securitypolicyviolation', (e) => {
-  window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI);
-});
-"""
 WAIT_MS = 30_000
 
 
@@ -89,27 +83,14 @@ def open_page(live_server: Any) -> Iterator[Callable[..., tuple[Any, list[str]]]
         base = live_server.url
         context = chromium.new_context(**options)
         contexts.append(context)
-        context.add_init_script(CSP_PROBE)
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(f"{base}/login/")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(f"{base}/")
+        page, problems = watched_page(context)
+        log_in(page, base, username, password)
         page.goto(f"{base}/captions/capture/")
         return page, problems
 
     yield open_
     for context in contexts:
         context.close()
-
-
-def _clean(page: Any, problems: list[str]) -> None:
-    assert page.evaluate("window.__cspViolations") == []
-    assert problems == []
 
 
 def _stored_takes(page: Any) -> int:
@@ -193,7 +174,7 @@ def test_record_past_the_minimum_submit_and_follow_the_status(
     expect(page.locator("[data-transcript]")).to_have_text(recording.transcript.text)
     expect(page.locator("[data-timing]")).to_contain_text("first start converts the model")
     # Chromium logs the injected reset; nothing else may go wrong.
-    _clean(page, [p for p in problems if "ERR_CONNECTION_RESET" not in p])
+    assert_clean(page, [p for p in problems if "ERR_CONNECTION_RESET" not in p])
 
 
 def test_a_reload_mid_recording_or_a_dropped_network_keeps_the_audio(
@@ -225,7 +206,7 @@ def test_a_reload_mid_recording_or_a_dropped_network_keeps_the_audio(
     recording = Recording.objects.get()
     assert recording.duration_seconds >= 4.0
     assert _stored_takes(page) == 0
-    _clean(page, [p for p in problems if "ERR_INTERNET_DISCONNECTED" not in p])
+    assert_clean(page, [p for p in problems if "ERR_INTERNET_DISCONNECTED" not in p])
 
 
 def test_a_too_short_recording_is_refused_by_the_page_and_the_api(
@@ -243,7 +224,7 @@ def test_a_too_short_recording_is_refused_by_the_page_and_the_api(
     expect(page.locator("audio[data-playback]")).to_be_visible()
     expect(page.get_by_role("button", name="Submit description")).to_be_disabled()
     expect(page.get_by_role("alert")).to_contain_text("need at least 0:04")
-    _clean(page, problems)  # before the refused request below, which Chromium logs
+    assert_clean(page, problems)  # before the refused request below, which Chromium logs
 
     # Posting the same audio straight to the API is refused with the reason.
     answer = page.evaluate(

@@ -10,7 +10,8 @@ import pytest
 from annotator_app.captions.models import Recording
 from annotator_app.work.models import Assignment
 from tests.e2e import test_capture
-from tests.e2e.test_capture import WAIT_MS, _clean, _stored_takes, cap_campaign
+from tests.e2e.conftest import assert_clean
+from tests.e2e.test_capture import WAIT_MS, _stored_takes, cap_campaign
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -79,7 +80,7 @@ def test_pause_and_resume_within_one_take_counts_spoken_time_only(  # type: igno
         recording.duration_seconds,
     )
     assert _stored_takes(page) == 0
-    _clean(page, problems)
+    assert_clean(page, problems)
 
 
 def test_skip_needs_a_reason_and_frees_the_item(  # type: ignore[no-untyped-def]
@@ -114,7 +115,7 @@ def test_skip_needs_a_reason_and_frees_the_item(  # type: ignore[no-untyped-def]
     expect(page.locator("[data-capture-progress]")).to_contain_text(
         "the campaign still wants 1 more"
     )
-    _clean(page, problems)
+    assert_clean(page, problems)
 
 
 def test_on_a_phone_the_controls_sit_under_the_image_without_scrolling(  # type: ignore[no-untyped-def]
@@ -151,4 +152,4 @@ def test_on_a_phone_the_controls_sit_under_the_image_without_scrolling(  # type:
     expect(page.get_by_role("button", name="Stop recording")).to_be_enabled()
     page.get_by_role("button", name="Stop recording").tap()
     expect(page.locator("audio[data-playback]")).to_be_visible()
-    _clean(page, problems)
+    assert_clean(page, problems)

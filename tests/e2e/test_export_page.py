@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_login_pages import _log_in, _open_page, _violations
+from tests.e2e.conftest import log_in
+from tests.e2e.test_login_pages import _open_page, _violations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -30,7 +31,7 @@ def test_admin_starts_an_export_and_sees_it_finished(
     context, page, problems = _open_page(browser)
     try:
         with worker(queues="default"):
-            _log_in(page, live_server.url, "boss", "pw-boss-123")
+            log_in(page, live_server.url, "boss", "pw-boss-123")
             page.get_by_role("link", name="Export datasets").click()
             page.wait_for_url(f"{live_server.url}/exports/")
             page.get_by_label("Dataset").select_option("points")
@@ -53,7 +54,7 @@ def test_admin_starts_an_export_and_sees_it_finished(
 
     context, page, problems = _open_page(browser)
     try:
-        _log_in(page, live_server.url, "owner", "pw-owner-123")
+        log_in(page, live_server.url, "owner", "pw-owner-123")
         assert page.get_by_role("link", name="Export datasets").count() == 0
         refused = page.goto(f"{live_server.url}/exports/")
         assert refused is not None and refused.status == 403

@@ -10,7 +10,8 @@ import pytest
 from annotator_app.captions.models import Recording
 from tests.captions.audio_fixtures import espeak_wav
 from tests.captions.pipeline_helpers import purge_queues, worker
-from tests.e2e.test_capture import _clean, cap_campaign, mic_browser, open_page  # noqa: F401
+from tests.e2e.conftest import assert_clean
+from tests.e2e.test_capture import cap_campaign, mic_browser, open_page  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -90,7 +91,7 @@ def test_the_transcript_appears_while_recording_and_the_questions_tick(
     assert recording.live_coverage is not None
     covered = {q["key"] for q in recording.live_coverage["questions"] if q["covered"]}
     assert {"objects_counts", "text"} <= covered, recording.live_coverage
-    _clean(page, problems)
+    assert_clean(page, problems)
 
 
 def test_with_the_live_path_down_recording_and_submit_are_unaffected(
@@ -122,4 +123,4 @@ def test_with_the_live_path_down_recording_and_submit_are_unaffected(
     recording = Recording.objects.get()
     assert recording.duration_seconds >= 5.0 and recording.live_coverage is None
     # Chromium logs each refused live request; nothing else may go wrong.
-    _clean(page, [p for p in problems if "503" not in p])
+    assert_clean(page, [p for p in problems if "503" not in p])

@@ -6,36 +6,19 @@ from typing import Any
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+from tests.e2e.conftest import log_in, watched_page
 
-CSP_PROBE = """
-window.__cspViolations = [];
-document.addEventListener('securitypolicyviolation', (e) => {
-  window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI);
-});
-"""
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def _open_page(browser: Any) -> tuple[Any, Any, list[str]]:
     context = browser.new_context()
-    context.add_init_script(CSP_PROBE)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
+    page, problems = watched_page(context)
     return context, page, problems
 
 
 def _violations(page: Any) -> list[str]:
     return list(page.evaluate("window.__cspViolations"))
-
-
-def _log_in(page: Any, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/")
 
 
 @pytest.mark.parametrize(
@@ -51,7 +34,7 @@ def test_role_logs_in_in_a_real_browser(  # type: ignore[no-untyped-def]
 ) -> None:
     context, page, problems = _open_page(browser)
     try:
-        _log_in(page, live_server.url, username, password)
+        log_in(page, live_server.url, username, password)
         assert page.get_by_text(f"signed in as {role}").is_visible()
         # The frontend bundle ran (it marks the document), despite the strict CSP.
         assert page.evaluate("document.documentElement.dataset.js") == "on"
@@ -68,7 +51,7 @@ def test_role_logs_in_in_a_real_browser(  # type: ignore[no-untyped-def]
 def test_admin_and_api_docs_render_under_the_csp(browser, live_server, cast) -> None:  # type: ignore[no-untyped-def]
     context, page, problems = _open_page(browser)
     try:
-        _log_in(page, live_server.url, "boss", "pw-boss-123")
+        log_in(page, live_server.url, "boss", "pw-boss-123")
         page.goto(f"{live_server.url}/admin/catalog/image/")
         assert page.get_by_role("heading", name="Select image to change").is_visible()
         page.goto(f"{live_server.url}/api/docs/")

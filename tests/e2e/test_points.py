@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from annotator_app.points.models import LabelAnnotation, PointsAnnotation
-from tests.e2e.test_login_pages import CSP_PROBE
+from tests.e2e.conftest import assert_clean, log_in, watched_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -68,28 +68,15 @@ def open_page(browser: Any, live_server: Any) -> Iterator[Callable[..., tuple[An
         base = live_server.url
         context = browser.new_context(**options)
         contexts.append(context)
-        context.add_init_script(CSP_PROBE)
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
+        page, problems = watched_page(context)
         page.on("dialog", lambda d: problems.append(f"dialog: {d.message}"))
-        page.goto(f"{base}/login/")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(f"{base}/")
+        log_in(page, base, username, password)
         page.goto(f"{base}{path}")
         return page, problems
 
     yield open_
     for context in contexts:
         context.close()
-
-
-def _clean(page: Any, problems: list[str]) -> None:
-    assert page.evaluate("window.__cspViolations") == []
-    assert problems == []
 
 
 def _screen(page: Any, point: tuple[float, float]) -> tuple[float, float]:
@@ -217,7 +204,7 @@ def test_mouse_zoom_pan_drag_undo_and_not_present(open_page, cast) -> None:  # t
     giraffe = _stored("giraffe")
     assert (giraffe.count, giraffe.points, giraffe.collection_method) == (0, [], "counting")
     assert page.evaluate("localStorage.length") == 0  # the draft went once the server had it
-    _clean(page, problems)
+    assert_clean(page, problems)
 
 
 def test_touch_taps_on_a_phone_then_skip_with_a_reason(open_page, cast) -> None:  # type: ignore[no-untyped-def]
@@ -263,7 +250,7 @@ def test_touch_taps_on_a_phone_then_skip_with_a_reason(open_page, cast) -> None:
     expect(page.get_by_role("status")).to_have_text("Image skipped.")
     skipped = Assignment.objects.get(status="skipped")
     assert skipped.skip_reason == "Too many objects to point at"
-    _clean(page, problems)
+    assert_clean(page, problems)
 
 
 def test_keyboard_only_with_a_label_holding_markup(open_page, cast) -> None:  # type: ignore[no-untyped-def]
@@ -317,7 +304,7 @@ def test_keyboard_only_with_a_label_holding_markup(open_page, cast) -> None:  # 
     assert _near(_stored("red square").points, [(15.0, 20.0), (50.0, 50.0)])
     absent = _stored(markup)
     assert (absent.count, absent.collection_method) == (0, "pointing")
-    _clean(page, problems)
+    assert_clean(page, problems)
 
 
 def test_a_reviewer_sees_both_annotators_points_and_picks_one(open_page, cast, api_as) -> None:  # type: ignore[no-untyped-def]
@@ -349,7 +336,7 @@ def test_a_reviewer_sees_both_annotators_points_and_picks_one(open_page, cast, a
     expect(page.get_by_text("chosen.")).to_be_visible()
     expect(page.get_by_text("Nothing waits for review in this campaign.")).to_be_visible()
     assert PointsAnnotation.objects.get(annotator=cast.other).superseded
-    _clean(page, problems)
+    assert_clean(page, problems)
 
 
 def test_an_admin_edits_label_prompts_as_a_list(open_page, cast) -> None:  # type: ignore[no-untyped-def]
@@ -377,4 +364,4 @@ def test_an_admin_edits_label_prompts_as_a_list(open_page, cast) -> None:  # typ
     page.get_by_label("Label prompt 2", exact=True).fill("Cup ")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text("'Cup' is listed twice.")).to_be_visible()
-    _clean(page, problems)
+    assert_clean(page, problems)

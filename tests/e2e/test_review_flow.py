@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_login_pages import _log_in, _open_page, _violations
+from tests.e2e.conftest import log_in
+from tests.e2e.test_login_pages import _open_page, _violations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -52,7 +53,7 @@ def test_the_audio_shows_its_length_and_seeks(browser, live_server, cast, api_as
     recording = recordings[0]
     context, page, problems = _open_page(browser)
     try:
-        _log_in(page, live_server.url, "rev", "pw-rev-123")
+        log_in(page, live_server.url, "rev", "pw-rev-123")
         page.goto(f"{live_server.url}/captions/review/{recording.campaign_id}/")
         expect(page.locator("[data-duration]")).to_have_text(f"{recording.duration_seconds:.1f} s")
         page.wait_for_function(AUDIO_READY, arg=0, timeout=30_000)
@@ -97,7 +98,7 @@ def test_keyboard_review_bulk_accept_errors_and_the_annotators_view(  # type: ig
     queue = f"{live_server.url}/captions/review/{recordings[0].campaign_id}/"
     context, page, problems = _open_page(browser)
     try:
-        _log_in(page, live_server.url, "rev", "pw-rev-123")
+        log_in(page, live_server.url, "rev", "pw-rev-123")
         page.goto(queue)
         items = page.locator("[data-review-item]")
         expect(items).to_have_count(4)
@@ -148,7 +149,7 @@ def test_keyboard_review_bulk_accept_errors_and_the_annotators_view(  # type: ig
 
     context, page, problems = _open_page(browser)
     try:
-        _log_in(page, live_server.url, "owner", "pw-owner-123")
+        log_in(page, live_server.url, "owner", "pw-owner-123")
         page.goto(f"{live_server.url}/captions/history/")
         verdicts = page.locator("[data-verdict]")
         expect(verdicts.filter(has_text="Rejected: The sign is not mentioned.")).to_have_count(1)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.test_login_pages import _log_in, _open_page, _violations
+from tests.e2e.conftest import log_in
+from tests.e2e.test_login_pages import _open_page, _violations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -24,7 +25,7 @@ def test_a_reviewer_rejects_a_description_and_the_annotator_sees_why(  # type: i
 
     context, page, problems = _open_page(browser)
     try:
-        _log_in(page, live_server.url, "rev", "pw-rev-123")
+        log_in(page, live_server.url, "rev", "pw-rev-123")
         page.get_by_role("link", name="Review spoken descriptions").click()
         page.get_by_role("link", name="e2e capture").click()
         audio_url = page.locator("audio").get_attribute("src")
@@ -42,7 +43,7 @@ def test_a_reviewer_rejects_a_description_and_the_annotator_sees_why(  # type: i
 
     context, page, problems = _open_page(browser)
     try:
-        _log_in(page, live_server.url, "owner", "pw-owner-123")
+        log_in(page, live_server.url, "owner", "pw-owner-123")
         page.get_by_role("link", name="Your work and review notes").click()
         assert page.get_by_text("Please also say what the sign reads.").is_visible()
         assert page.get_by_role("link", name="Review spoken descriptions").count() == 0
@@ -78,7 +79,7 @@ def test_the_reviewer_sees_unsure_words_and_why_a_caption_is_flagged(  # type: i
 
     context, page, problems = _open_page(browser)
     try:
-        _log_in(page, live_server.url, "rev", "pw-rev-123")
+        log_in(page, live_server.url, "rev", "pw-rev-123")
         page.goto(f"{live_server.url}/captions/review/{recording.campaign_id}/")
         transcript = page.locator("[data-transcript-text]")
         caption = page.locator("[data-caption-text]")

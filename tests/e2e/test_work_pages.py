@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_login_pages import _log_in, _open_page, _violations
+from tests.e2e.conftest import log_in
+from tests.e2e.test_login_pages import _open_page, _violations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -24,7 +25,7 @@ def test_dashboard_chart_and_history_render_under_the_csp(browser, live_server, 
 
     context, page, problems = _open_page(browser)
     try:
-        _log_in(page, live_server.url, "boss", "pw-boss-123")
+        log_in(page, live_server.url, "boss", "pw-boss-123")
         page.get_by_role("link", name="Work dashboard").click()
         page.wait_for_url(f"{live_server.url}/work/dashboard/")
         chart = page.get_by_role("img")
@@ -41,7 +42,7 @@ def test_dashboard_chart_and_history_render_under_the_csp(browser, live_server, 
 
     context, page, problems = _open_page(browser)
     try:
-        _log_in(page, live_server.url, "owner", "pw-owner-123")
+        log_in(page, live_server.url, "owner", "pw-owner-123")
         page.get_by_role("link", name="Your work and review notes").click()
         assert page.get_by_text("Rejected: name the colours").is_visible()
         page.goto(f"{live_server.url}/work/dashboard/")
