@@ -150,6 +150,11 @@ def test_on_a_phone_the_controls_sit_under_the_image_without_scrolling(  # type:
     assert page.evaluate("window.scrollY") == 0
     start.tap()
     expect(page.get_by_role("button", name="Stop recording")).to_be_enabled()
+    # Hold the take a second, so the player below gets audio (a take stopped before its
+    # first chunk leaves an empty file, whose range request Chromium logs as an error).
+    page.wait_for_function(
+        "() => document.querySelector('[data-timer]').textContent >= '0:01'", timeout=WAIT_MS
+    )
     page.get_by_role("button", name="Stop recording").tap()
     expect(page.locator("audio[data-playback]")).to_be_visible()
     assert_clean(page, problems)
